@@ -1,0 +1,44 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTO_OUT := docservice/_proto
+PROTO_OPTS := client_generation=async,server_generation=async,google_protobuf_descriptors
+
+.PHONY: install run test proto migrate lint fmt clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP) migrate
+	$(BIN)/python -m docservice
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+migrate: $(STAMP)
+	$(BIN)/alembic upgrade head
+
+# Regenerates the betterproto2 messages and grpclib service base from proto/.
+proto: $(STAMP)
+	rm -rf $(PROTO_OUT) && mkdir -p $(PROTO_OUT)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m grpc_tools.protoc -I proto \
+		--python_betterproto2_out=$(PROTO_OUT) \
+		--python_betterproto2_opt=$(PROTO_OPTS) proto/document.proto
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

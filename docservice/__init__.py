@@ -1,0 +1,1 @@
+"""docservice: documents with full version history behind a gRPC API."""

@@ -1,0 +1,54 @@
+"""Domain errors: plain exceptions the service raises; `grpc_errors` maps them to statuses."""
+
+from __future__ import annotations
+
+__all__ = [
+    "Aborted",
+    "DocServiceError",
+    "FailedPrecondition",
+    "FieldViolation",
+    "InvalidArgument",
+    "NotFound",
+    "Unavailable",
+]
+
+
+class DocServiceError(Exception):
+    """Base of every error the service reports to callers on purpose."""
+
+
+class FieldViolation(DocServiceError):
+    """One bad request field; `field` is its proto name (e.g. `tags[3]`)."""
+
+    def __init__(self, field: str, description: str) -> None:
+        super().__init__(f"{field}: {description}")
+        self.field = field
+        self.description = description
+
+
+class InvalidArgument(DocServiceError):
+    """The request is malformed; carries one violation per bad field."""
+
+    def __init__(self, violations: list[FieldViolation]) -> None:
+        super().__init__("; ".join(str(v) for v in violations))
+        self.violations = violations
+
+    @classmethod
+    def of(cls, field: str, description: str) -> InvalidArgument:
+        return cls([FieldViolation(field, description)])
+
+
+class NotFound(DocServiceError):
+    pass
+
+
+class FailedPrecondition(DocServiceError):
+    pass
+
+
+class Aborted(DocServiceError):
+    """Too much contention: the caller may retry."""
+
+
+class Unavailable(DocServiceError):
+    """The storage backend cannot be reached right now."""

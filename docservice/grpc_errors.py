@@ -1,0 +1,61 @@
+"""The one place where domain errors become gRPC statuses."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from google.rpc import error_details_pb2
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+
+from docservice.errors import (
+    Aborted,
+    DocServiceError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
+
+__all__ = ["grpc_status"]
+
+log = logging.getLogger(__name__)
+
+STATUS_OF: dict[type[DocServiceError], Status] = {
+    InvalidArgument: Status.INVALID_ARGUMENT,
+    NotFound: Status.NOT_FOUND,
+    FailedPrecondition: Status.FAILED_PRECONDITION,
+    Aborted: Status.ABORTED,
+    Unavailable: Status.UNAVAILABLE,
+}
+
+
+@contextmanager
+def grpc_status() -> Iterator[None]:
+    """Raise the GRPCError matching a domain error; anything unexpected becomes INTERNAL.
+
+    INVALID_ARGUMENT carries `google.rpc.BadRequest` field violations as status details.
+    Unexpected errors are logged with their traceback, which never reaches the client.
+    """
+    try:
+        yield
+    except (GRPCError, asyncio.CancelledError):
+        raise
+    except InvalidArgument as exc:
+        details = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(
+                    field=v.field, description=v.description
+                )
+                for v in exc.violations
+            ]
+        )
+        raise GRPCError(Status.INVALID_ARGUMENT, str(exc), [details]) from None
+    except DocServiceError as exc:
+        raise GRPCError(STATUS_OF[type(exc)], str(exc)) from None
+    except Exception:
+        log.exception("unexpected error")
+        raise GRPCError(Status.INTERNAL, "internal error") from None

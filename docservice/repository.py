@@ -1,0 +1,76 @@
+"""The storage interface the service layer talks to, and the query types it passes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from docservice._proto.document import Document
+
+__all__ = ["DocumentRepository", "ListQuery", "Page"]
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """One page of documents: newest `updated_at` first, ties broken by id (descending)."""
+
+    limit: int
+    offset: int = 0
+    # Keyset position: (updated_at RFC 3339 string, id) of the last document already returned.
+    after: tuple[str, str] | None = None
+    status: int | None = None
+    author: str = ""
+    tag: str = ""
+    category: str = ""
+    show_deleted: bool = False
+
+
+@dataclass(slots=True)
+class Page:
+    documents: list[Document] = field(default_factory=list)
+    total_size: int = 0
+    has_more: bool = False
+
+
+class DocumentRepository(Protocol):
+    """Stores the current state of each document and an append-only list of its versions.
+
+    Every write stores the new state and its version snapshot atomically, and only if the
+    stored version is still the one the writer read (compare-and-set): several processes may
+    share one database, so races are settled by the store, not by locks in this process.
+    """
+
+    async def get(self, document_id: str) -> Document | None:
+        """The current state, soft-deleted or not; None when the id is unknown."""
+        ...
+
+    async def get_by_request_id(self, request_id: str) -> Document | None: ...
+
+    async def create(self, document: Document, request_id: str) -> Document:
+        """Insert version 1. If `request_id` was already used, return that document instead."""
+        ...
+
+    async def save(self, document: Document, previous: Document) -> bool:
+        """Store `document` (version = previous.version + 1) with its snapshot.
+
+        Returns False, writing nothing, when the stored version is no longer `previous.version`.
+        """
+        ...
+
+    async def list_page(self, query: ListQuery) -> Page: ...
+
+    async def versions(self, document_id: str, after_version: int, limit: int) -> list[Document]:
+        """Snapshots with version > after_version in ascending order, at most `limit`."""
+        ...
+
+    async def version(self, document_id: str, version: int) -> Document | None: ...
+
+    async def migrate(self) -> None:
+        """Bring the schema (tables, indexes) up to date."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise Unavailable unless the store answers."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,269 @@
+"""The business rules of docservice: validation, versioning, soft delete, paging.
+
+Every method takes and returns the generated messages. Writes follow one loop (`_change`): read
+the current state, check existence and etag, compute the new state, and store it with a
+compare-and-set on the version; a lost race reads again, so concurrent writers each get their own
+contiguous version number and none is lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from docservice import page_tokens
+from docservice._proto.document import (
+    CreateDocumentRequest,
+    Document,
+    DocumentVersion,
+    GetDocumentVersionRequest,
+    GetDocumentVersionsRequest,
+    GetDocumentVersionsResponse,
+    ListDocumentsRequest,
+    ListDocumentsResponse,
+    RevertDocumentRequest,
+    UpdateDocumentRequest,
+)
+from docservice.documents import (
+    EDITABLE_FIELDS,
+    etag_for,
+    format_timestamp,
+    parse_document_id,
+    parse_timestamp,
+    utc_now,
+    version_message,
+)
+from docservice.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from docservice.repository import DocumentRepository, ListQuery
+from docservice.settings import Settings
+from docservice.validation import Limits, Validator, check_mask_paths
+
+__all__ = ["DocumentService"]
+
+# Each lost compare-and-set means another writer made progress; this only bounds pathological
+# contention (it is far above what 50 concurrent writers on one document need).
+MAX_WRITE_ATTEMPTS = 200
+MAX_REQUEST_ID_LENGTH = 128
+
+# Given the current state and the change's timestamp, return the changed fields (None: no change).
+Mutation = Callable[[Document, str], dict[str, Any] | None]
+
+
+class DocumentService:
+    def __init__(self, repository: DocumentRepository, settings: Settings) -> None:
+        self._repository = repository
+        self._validator = Validator(Limits.from_settings(settings))
+        self._default_page_size = settings.default_page_size
+        self._max_page_size = settings.max_page_size
+        self._max_versions_page = settings.max_versions_page
+
+    async def get(self, raw_id: str) -> Document:
+        document_id = parse_document_id(raw_id)
+        document = await self._repository.get(document_id)
+        if document is None or document.is_deleted:
+            raise NotFound(f"document {document_id} not found")
+        return document
+
+    async def create(self, request: CreateDocumentRequest) -> Document:
+        values = self._validator.clean({name: getattr(request, name) for name in EDITABLE_FIELDS})
+        request_id = request.request_id
+        if len(request_id) > MAX_REQUEST_ID_LENGTH:
+            raise InvalidArgument.of(
+                "request_id", f"must be at most {MAX_REQUEST_ID_LENGTH} characters"
+            )
+        if request_id:
+            existing = await self._repository.get_by_request_id(request_id)
+            if existing is not None:
+                return existing
+        now = format_timestamp(utc_now())
+        document_id = str(uuid.uuid4())
+        document = Document(
+            id=document_id,
+            created_at=now,
+            updated_at=now,
+            version=1,
+            etag=etag_for(document_id, 1),
+            **values,
+        )
+        return await self._repository.create(document, request_id)
+
+    async def update(self, request: UpdateDocumentRequest) -> Document:
+        document_id = parse_document_id(request.id)
+        mask = request.update_mask.paths if request.update_mask is not None else []
+        if mask:
+            names = check_mask_paths(mask)
+        else:  # legacy rule: empty string, empty list and DRAFT mean "leave as is"
+            names = tuple(name for name in EDITABLE_FIELDS if getattr(request, name))
+        values = self._validator.clean({name: getattr(request, name) for name in names})
+
+        def apply(current: Document, now: str) -> dict[str, Any] | None:
+            changed = {k: v for k, v in values.items() if getattr(current, k) != v}
+            return changed or None
+
+        return await self._change(document_id, request.etag, apply)
+
+    async def delete(self, raw_id: str, etag: str) -> None:
+        def mark_deleted(current: Document, now: str) -> dict[str, Any]:
+            return {"is_deleted": True, "deleted_at": now}
+
+        await self._change(parse_document_id(raw_id), etag, mark_deleted)
+
+    async def restore(self, raw_id: str, etag: str) -> Document:
+        def mark_live(current: Document, now: str) -> dict[str, Any]:
+            return {"is_deleted": False, "deleted_at": ""}
+
+        return await self._change(parse_document_id(raw_id), etag, mark_live, deleted=True)
+
+    async def revert(self, request: RevertDocumentRequest) -> Document:
+        document_id = parse_document_id(request.id)
+        number = _version_number(request.version, request.version_id)
+        target = await self._repository.version(document_id, number)
+        if target is None:
+            await self.get(document_id)  # NOT_FOUND for an unknown document first
+            raise NotFound(f"document {document_id} has no version {number}")
+
+        def copy_fields(current: Document, now: str) -> dict[str, Any]:
+            return {name: getattr(target, name) for name in EDITABLE_FIELDS}
+
+        return await self._change(document_id, request.etag, copy_fields)
+
+    async def list(self, request: ListDocumentsRequest) -> ListDocumentsResponse:
+        for name in ("skip", "limit", "page_size"):
+            if getattr(request, name) < 0:
+                raise InvalidArgument.of(name, "must not be negative")
+        size = min(
+            request.page_size or request.limit or self._default_page_size, self._max_page_size
+        )
+        status = None
+        if request.status is not None:
+            status = int(self._validator.status(request.status))
+        query_print = page_tokens.fingerprint(
+            "documents",
+            status,
+            request.author,
+            request.tag,
+            request.category,
+            request.show_deleted,
+        )
+        after = None
+        if request.page_token:
+            position = page_tokens.decode(request.page_token, query_print)
+            after = _document_position(position)
+        query = ListQuery(
+            limit=size,
+            offset=0 if after else request.skip,
+            after=after,
+            status=status,
+            author=request.author,
+            tag=request.tag,
+            category=request.category,
+            show_deleted=request.show_deleted,
+        )
+        page = await self._repository.list_page(query)
+        next_token = ""
+        if page.has_more and page.documents:
+            last = page.documents[-1]
+            next_token = page_tokens.encode(query_print, [last.updated_at, last.id])
+        return ListDocumentsResponse(
+            documents=page.documents, next_page_token=next_token, total_size=page.total_size
+        )
+
+    async def versions(self, request: GetDocumentVersionsRequest) -> GetDocumentVersionsResponse:
+        document_id = parse_document_id(request.id)
+        if request.page_size < 0:
+            raise InvalidArgument.of("page_size", "must not be negative")
+        # page_size 0 is every legacy client: give it the whole history, up to the cap.
+        size = min(request.page_size or self._max_versions_page, self._max_versions_page)
+        query_print = page_tokens.fingerprint("versions", document_id)
+        after = 0
+        if request.page_token:
+            position = page_tokens.decode(request.page_token, query_print)
+            if len(position) != 1 or type(position[0]) is not int or position[0] < 0:
+                raise InvalidArgument.of(page_tokens.FIELD, "is not a valid page token")
+            after = position[0]
+        snapshots = await self._repository.versions(document_id, after, size + 1)
+        if not snapshots and after == 0:
+            raise NotFound(f"document {document_id} not found")
+        next_token = ""
+        if len(snapshots) > size:
+            snapshots = snapshots[:size]
+            next_token = page_tokens.encode(query_print, [snapshots[-1].version])
+        return GetDocumentVersionsResponse(
+            versions=[version_message(s) for s in snapshots], next_page_token=next_token
+        )
+
+    async def version(self, request: GetDocumentVersionRequest) -> DocumentVersion:
+        document_id = parse_document_id(request.id)
+        number = _version_number(request.version, request.version_id)
+        snapshot = await self._repository.version(document_id, number)
+        if snapshot is None:
+            if await self._repository.get(document_id) is None:
+                raise NotFound(f"document {document_id} not found")
+            raise NotFound(f"document {document_id} has no version {number}")
+        return version_message(snapshot)
+
+    async def _change(
+        self, document_id: str, etag: str, mutate: Mutation, *, deleted: bool = False
+    ) -> Document:
+        """Apply `mutate` to the current state as one new version (see the module docstring).
+
+        `deleted` says which state the document must be in: live (absent otherwise) or
+        soft-deleted (restore).
+        """
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            current = await self._repository.get(document_id)
+            if current is None or (current.is_deleted and not deleted):
+                raise NotFound(f"document {document_id} not found")
+            if deleted and not current.is_deleted:
+                raise FailedPrecondition(f"document {document_id} is not deleted")
+            if etag and etag != current.etag:
+                raise FailedPrecondition(
+                    f"etag {etag} is stale: document {document_id} is at {current.etag}"
+                )
+            now = _after(current.updated_at)
+            changes = mutate(current, now)
+            if changes is None:
+                return current
+            version = current.version + 1
+            document = dataclasses.replace(
+                current,
+                updated_at=now,
+                version=version,
+                etag=etag_for(document_id, version),
+                **changes,
+            )
+            if await self._repository.save(document, current):
+                return document
+        raise Aborted(f"document {document_id} is changing too fast, try again")
+
+
+def _after(previous: str) -> str:
+    """Now, but never at or before the previous change (clocks of several hosts may differ)."""
+    now = utc_now()
+    earliest = parse_timestamp(previous) + timedelta(microseconds=1)
+    return format_timestamp(max(now, earliest))
+
+
+def _version_number(version: int, version_id: str) -> int:
+    if version_id:
+        if not version_id.isascii() or not version_id.isdigit() or int(version_id) < 1:
+            raise InvalidArgument.of("version_id", "must be a version number such as '3'")
+        if version and version != int(version_id):
+            raise InvalidArgument.of("version", "contradicts version_id")
+        return int(version_id)
+    if version < 1:
+        raise InvalidArgument.of("version", "one of version (>= 1) or version_id is required")
+    return version
+
+
+def _document_position(position: list[Any]) -> tuple[str, str]:
+    if len(position) == 2 and all(isinstance(part, str) for part in position):
+        try:
+            parse_timestamp(position[0])
+            return position[0], str(uuid.UUID(position[1]))
+        except ValueError:
+            pass
+    raise InvalidArgument.of(page_tokens.FIELD, "is not a valid page token")

@@ -1,0 +1,63 @@
+"""Configuration from environment variables and an optional `.env` file."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DbType", "Settings"]
+
+DEFAULT_SQLITE_URL = f"sqlite+aiosqlite:///{Path('data') / 'docservice.db'}"
+
+
+class DbType(StrEnum):
+    SQLITE = "sqlite"
+    POSTGRES = "postgres"
+    MONGO = "mongo"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each field is read from the env var of the same name."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(50051, ge=0, le=65535)
+    db_type: DbType = DbType.SQLITE
+    database_url: str = ""
+    migrate_on_start: bool = True
+    log_level: str = Field("INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    shutdown_grace_seconds: float = Field(10.0, ge=0)
+
+    max_title_length: int = Field(256, ge=1)
+    max_author_length: int = Field(100, ge=1)
+    max_content_bytes: int = Field(1024 * 1024, ge=0)
+    max_tags: int = Field(32, ge=0)
+    max_tag_length: int = Field(64, ge=1)
+    max_category_length: int = Field(64, ge=0)
+    max_comments: int = Field(256, ge=0)
+    max_comment_length: int = Field(2000, ge=1)
+    default_page_size: int = Field(20, ge=1)
+    max_page_size: int = Field(100, ge=1)
+    max_versions_page: int = Field(1000, ge=1)
+
+    @model_validator(mode="after")
+    def _check_database_url(self) -> Settings:
+        url = self.database_url
+        if self.db_type is DbType.SQLITE:
+            if not url:
+                object.__setattr__(self, "database_url", DEFAULT_SQLITE_URL)
+            elif not url.startswith("sqlite+aiosqlite://"):
+                raise ValueError(
+                    "DATABASE_URL must start with sqlite+aiosqlite:// for DB_TYPE=sqlite"
+                )
+        elif self.db_type is DbType.POSTGRES and not url.startswith("postgresql+asyncpg://"):
+            raise ValueError(
+                "DATABASE_URL must start with postgresql+asyncpg:// for DB_TYPE=postgres"
+            )
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE")
+        return self

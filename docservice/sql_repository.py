@@ -1,0 +1,279 @@
+"""`SqlDocumentRepository`: documents and their history in SQLite or PostgreSQL.
+
+Writes are compare-and-set: ``UPDATE documents ... WHERE id = :id AND version = :previous``
+followed, in the same transaction, by the snapshot insert into `document_versions` (primary key
+(document_id, version)). A writer that lost the race updates no row, writes nothing and is told
+so; the service reads again and retries. Reads never touch the history table unless asked for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from docservice._proto.document import Document, DocumentStatus
+from docservice.documents import etag_for, format_timestamp, parse_timestamp
+from docservice.errors import Unavailable
+from docservice.repository import ListQuery, Page
+from docservice.retries import retry_transient
+from docservice.sql_schema import document_tags, document_versions, documents
+
+__all__ = ["SqlDocumentRepository", "create_engine"]
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine tuned for the dialect: WAL and a busy timeout for SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": 5})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Faults worth another try: lost or refused connections, pool timeouts, SQLite locks."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | OSError)
+
+
+_retry = retry_transient(is_transient)
+
+
+class SqlDocumentRepository:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @_retry
+    async def get(self, document_id: str) -> Document | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(documents).where(documents.c.id == document_id))
+            ).first()
+        return None if row is None else _document(row, document_id, row.version)
+
+    @_retry
+    async def get_by_request_id(self, request_id: str) -> Document | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(documents).where(documents.c.request_id == request_id))
+            ).first()
+        return None if row is None else _document(row, row.id, row.version)
+
+    async def create(self, document: Document, request_id: str) -> Document:
+        try:
+            await self._write(lambda conn: self._insert(conn, document, request_id))
+        except IntegrityError:
+            existing = await self.get_by_request_id(request_id) if request_id else None
+            if existing is None:
+                raise
+            return existing
+        return document
+
+    async def save(self, document: Document, previous: Document) -> bool:
+        async def change(conn: AsyncConnection) -> bool:
+            result = await conn.execute(
+                update(documents)
+                .where(documents.c.id == document.id, documents.c.version == previous.version)
+                .values(version=document.version, **_content_values(document))
+            )
+            if result.rowcount != 1:
+                return False
+            await conn.execute(insert(document_versions).values(_snapshot_values(document)))
+            if document.tags != previous.tags:
+                await conn.execute(
+                    delete(document_tags).where(document_tags.c.document_id == document.id)
+                )
+                await _insert_tags(conn, document)
+            return True
+
+        return await self._write(change)
+
+    @_retry
+    async def list_page(self, query: ListQuery) -> Page:
+        conditions = _filters(query)
+        order = (documents.c.updated_at.desc(), documents.c.id.desc())
+        stmt = select(documents).where(*conditions)
+        if query.after is not None:
+            after_time, after_id = query.after
+            stmt = stmt.where(
+                tuple_(documents.c.updated_at, documents.c.id)
+                < tuple_(parse_timestamp(after_time), after_id)
+            )
+        stmt = stmt.order_by(*order).offset(query.offset).limit(query.limit + 1)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+            total = await conn.scalar(
+                select(func.count()).select_from(documents).where(*conditions)
+            )
+        return Page(
+            documents=[_document(row, row.id, row.version) for row in rows[: query.limit]],
+            total_size=int(total or 0),
+            has_more=len(rows) > query.limit,
+        )
+
+    @_retry
+    async def versions(self, document_id: str, after_version: int, limit: int) -> list[Document]:
+        stmt = (
+            select(document_versions)
+            .where(
+                document_versions.c.document_id == document_id,
+                document_versions.c.version > after_version,
+            )
+            .order_by(document_versions.c.version)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [_document(row, document_id, row.version) for row in rows]
+
+    @_retry
+    async def version(self, document_id: str, version: int) -> Document | None:
+        stmt = select(document_versions).where(
+            document_versions.c.document_id == document_id,
+            document_versions.c.version == version,
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else _document(row, document_id, version)
+
+    async def migrate(self) -> None:
+        from docservice.migrate import upgrade
+
+        await upgrade(self._engine)
+
+    @_retry
+    async def ping(self) -> None:
+        async with self._engine.connect() as conn:
+            await conn.scalar(select(1))
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    @_retry
+    async def _write(self, change: Callable[[AsyncConnection], Awaitable[bool]]) -> bool:
+        """Run `change` in a transaction; commit if it returns True, else roll back.
+
+        Faults before the commit are retried (nothing was written). A fault during the commit
+        leaves the outcome unknown, so it is reported as Unavailable and never retried.
+        """
+        async with self._engine.connect() as conn:
+            transaction = await conn.begin()
+            outcome = await change(conn)
+            if not outcome:
+                await transaction.rollback()
+                return outcome
+            try:
+                await transaction.commit()
+            except (OperationalError, InterfaceError) as exc:
+                raise Unavailable("the document store failed while committing") from exc
+            return outcome
+
+    @staticmethod
+    async def _insert(conn: AsyncConnection, document: Document, request_id: str) -> bool:
+        await conn.execute(
+            insert(documents).values(
+                id=document.id,
+                version=document.version,
+                request_id=request_id or None,
+                **_content_values(document),
+            )
+        )
+        await conn.execute(insert(document_versions).values(_snapshot_values(document)))
+        await _insert_tags(conn, document)
+        return True
+
+
+async def _insert_tags(conn: AsyncConnection, document: Document) -> None:
+    if document.tags:
+        await conn.execute(
+            insert(document_tags),
+            [{"document_id": document.id, "tag": tag} for tag in document.tags],
+        )
+
+
+def _filters(query: ListQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if not query.show_deleted:
+        conditions.append(documents.c.deleted_at.is_(None))
+    if query.status is not None:
+        conditions.append(documents.c.status == query.status)
+    if query.author:
+        conditions.append(documents.c.author == query.author)
+    if query.category:
+        conditions.append(documents.c.category == query.category)
+    if query.tag:
+        conditions.append(
+            exists().where(
+                document_tags.c.document_id == documents.c.id, document_tags.c.tag == query.tag
+            )
+        )
+    return conditions
+
+
+def _content_values(document: Document) -> dict[str, Any]:
+    return {
+        "title": document.title,
+        "content": document.content,
+        "status": int(document.status),
+        "author": document.author,
+        "tags": list(document.tags),
+        "category": document.category,
+        "comments": list(document.comments),
+        "created_at": parse_timestamp(document.created_at),
+        "updated_at": parse_timestamp(document.updated_at),
+        "deleted_at": parse_timestamp(document.deleted_at) if document.deleted_at else None,
+    }
+
+
+def _snapshot_values(document: Document) -> dict[str, Any]:
+    return {"document_id": document.id, "version": document.version, **_content_values(document)}
+
+
+def _document(row: Row[Any], document_id: str, version: int) -> Document:
+    deleted_at = row.deleted_at
+    return Document(
+        id=document_id,
+        title=row.title,
+        content=row.content,
+        status=DocumentStatus(row.status),
+        author=row.author,
+        tags=list(row.tags),
+        category=row.category,
+        comments=list(row.comments),
+        created_at=format_timestamp(row.created_at),
+        updated_at=format_timestamp(row.updated_at),
+        is_deleted=deleted_at is not None,
+        version=version,
+        etag=etag_for(document_id, version),
+        deleted_at=format_timestamp(deleted_at) if deleted_at is not None else "",
+    )

@@ -1,0 +1,103 @@
+"""SQLAlchemy Core tables for the SQL backends (SQLite and PostgreSQL).
+
+The live schema is created by Alembic migrations (docservice/migrations); these definitions
+describe it for queries and must stay in step with the newest migration (a test checks).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+__all__ = ["UtcDateTime", "document_tags", "document_versions", "documents", "metadata"]
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime in and out; SQLite stores it as sortable naive ISO text."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)
+
+
+metadata = MetaData()
+
+
+def _content_columns() -> list[Column[object]]:
+    """The columns a document and each of its version snapshots both have."""
+    return [
+        Column("title", Text, nullable=False),
+        Column("content", Text, nullable=False),
+        Column("status", SmallInteger, nullable=False),
+        Column("author", Text, nullable=False),
+        Column("tags", JSON, nullable=False),
+        Column("category", Text, nullable=False),
+        Column("comments", JSON, nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("updated_at", UtcDateTime, nullable=False),
+        Column("deleted_at", UtcDateTime, nullable=True),
+    ]
+
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("request_id", String(128), nullable=True, unique=True),
+    *_content_columns(),
+)
+# The list order (updated_at DESC, id DESC) for live documents, for everything, and per filter.
+Index(
+    "ix_documents_live_order",
+    documents.c.updated_at,
+    documents.c.id,
+    postgresql_where=documents.c.deleted_at.is_(None),
+    sqlite_where=documents.c.deleted_at.is_(None),
+)
+Index("ix_documents_order", documents.c.updated_at, documents.c.id)
+Index("ix_documents_author_order", documents.c.author, documents.c.updated_at, documents.c.id)
+Index("ix_documents_category_order", documents.c.category, documents.c.updated_at, documents.c.id)
+Index("ix_documents_status_order", documents.c.status, documents.c.updated_at, documents.c.id)
+
+document_versions = Table(
+    "document_versions",
+    metadata,
+    Column("document_id", String(36), ForeignKey("documents.id"), primary_key=True),
+    Column("version", BigInteger, primary_key=True),
+    *_content_columns(),
+)
+
+# One row per (document, tag) so that the tag filter is an index lookup on both dialects.
+document_tags = Table(
+    "document_tags",
+    metadata,
+    Column("document_id", String(36), ForeignKey("documents.id"), primary_key=True),
+    Column("tag", Text, primary_key=True),
+    Index("ix_document_tags_tag", "tag", "document_id"),
+)
