@@ -7,8 +7,7 @@ import logging
 import signal
 from dataclasses import dataclass
 
-from grpclib.server import Server
-
+from docservice.grpc_server import ClosingServer
 from docservice.in_flight import InFlight
 from docservice.repository import DocumentRepository
 from docservice.service import DocumentService
@@ -33,7 +32,7 @@ def make_repository(settings: Settings) -> DocumentRepository:
 class App:
     settings: Settings
     repository: DocumentRepository
-    server: Server
+    server: ClosingServer
     in_flight: InFlight
 
     async def start(self) -> None:
@@ -64,7 +63,7 @@ async def create_app(settings: Settings) -> App:
         await repository.migrate()
     in_flight = InFlight()
     servicer = DocumentServicer(DocumentService(repository, settings), in_flight)
-    return App(settings, repository, Server([servicer]), in_flight)
+    return App(settings, repository, ClosingServer([servicer]), in_flight)
 
 
 async def serve(settings: Settings) -> None:

@@ -1,0 +1,36 @@
+"""grpclib's Server, plus closing client connections when it closes."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Collection
+from typing import Any
+
+from grpclib.protocol import H2Protocol
+from grpclib.server import Server
+
+__all__ = ["ClosingServer"]
+
+
+class ClosingServer(Server):
+    """A grpclib Server whose close() also drops its open client connections.
+
+    asyncio.Server.close() (before Python 3.12) stops listening but leaves accepted connections
+    open, so idle clients would keep talking to a server that no longer answers.
+    """
+
+    def __init__(self, handlers: Collection[Any]) -> None:
+        super().__init__(handlers)
+        self._protocols: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
+
+    def _protocol_factory(self) -> H2Protocol:
+        protocol = super()._protocol_factory()
+        self._protocols.add(protocol)
+        return protocol
+
+    def close(self) -> None:
+        super().close()
+        for protocol in list(self._protocols):
+            processor = getattr(protocol, "processor", None)  # set once the connection is made
+            if processor is not None:
+                processor.close("server shut down")

@@ -1,0 +1,78 @@
+"""Real database servers for the test session, started from local binaries on loopback."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+__all__ = ["PostgresServer", "free_port"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _postgres_bindir() -> Path:
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if Path(candidate, "initdb").exists():
+            return Path(candidate)
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    raise RuntimeError("PostgreSQL server binaries not found: install the postgresql package")
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster in a temp dir (initdb + pg_ctl), on 127.0.0.1.
+
+    As root (CI), the cluster runs as the `postgres` system user, since initdb refuses root.
+    """
+
+    def __init__(self) -> None:
+        self.bindir = _postgres_bindir()
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="docservice-pg-"))
+        self.datadir = self.root / "data"
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+            self._as_user = ["runuser", "-u", "postgres", "--"]
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self._as_user, *args], check=True, capture_output=True, cwd=self.root)
+
+    def start(self) -> None:
+        if not self.datadir.exists():
+            self._run(
+                str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
+                "--auth=trust", "--no-sync", "-E", "UTF8",
+            )
+        options = (
+            f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l", str(self.root / "log"),
+            "-o", options, "-w", "-t", "30", "start",
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop")
+
+    def destroy(self) -> None:
+        try:
+            self.stop("immediate")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.root, ignore_errors=True)
