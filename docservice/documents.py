@@ -49,7 +49,11 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def parse_timestamp(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
+    """Inverse of format_timestamp; ValueError unless `text` is an ISO time with an offset."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp without a time zone: {text!r}")
+    return moment.astimezone(UTC)
 
 
 def version_message(snapshot: Document) -> DocumentVersion:

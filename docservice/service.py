@@ -47,6 +47,7 @@ __all__ = ["DocumentService"]
 # contention (it is far above what 50 concurrent writers on one document need).
 MAX_WRITE_ATTEMPTS = 200
 MAX_REQUEST_ID_LENGTH = 128
+MAX_INT64 = 2**63 - 1
 
 # Given the current state and the change's timestamp, return the changed fields (None: no change).
 Mutation = Callable[[Document, str], dict[str, Any] | None]
@@ -181,7 +182,11 @@ class DocumentService:
         after = 0
         if request.page_token:
             position = page_tokens.decode(request.page_token, query_print)
-            if len(position) != 1 or type(position[0]) is not int or position[0] < 0:
+            if (
+                len(position) != 1
+                or type(position[0]) is not int
+                or not 0 <= position[0] <= MAX_INT64
+            ):
                 raise InvalidArgument.of(page_tokens.FIELD, "is not a valid page token")
             after = position[0]
         snapshots = await self._repository.versions(document_id, after, size + 1)
@@ -249,7 +254,9 @@ def _after(previous: str) -> str:
 
 def _version_number(version: int, version_id: str) -> int:
     if version_id:
-        if not version_id.isascii() or not version_id.isdigit() or int(version_id) < 1:
+        if not (
+            version_id.isascii() and version_id.isdigit() and 1 <= int(version_id) <= MAX_INT64
+        ):
             raise InvalidArgument.of("version_id", "must be a version number such as '3'")
         if version and version != int(version_id):
             raise InvalidArgument.of("version", "contradicts version_id")

@@ -73,20 +73,16 @@ class SqlDocumentRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    @_retry
     async def get(self, document_id: str) -> Document | None:
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(select(documents).where(documents.c.id == document_id))
-            ).first()
-        return None if row is None else _document(row, document_id, row.version)
+        return await self._one(documents.c.id == document_id)
+
+    async def get_by_request_id(self, request_id: str) -> Document | None:
+        return await self._one(documents.c.request_id == request_id)
 
     @_retry
-    async def get_by_request_id(self, request_id: str) -> Document | None:
+    async def _one(self, condition: ColumnElement[bool]) -> Document | None:
         async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(select(documents).where(documents.c.request_id == request_id))
-            ).first()
+            row = (await conn.execute(select(documents).where(condition))).first()
         return None if row is None else _document(row, row.id, row.version)
 
     async def create(self, document: Document, request_id: str) -> Document:

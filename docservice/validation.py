@@ -102,18 +102,26 @@ class Validator:
 
     def _tags(self, value: Sequence[str], field: str) -> list[str]:
         tags = list(dict.fromkeys(value))  # de-duplicate, keeping the first occurrence's place
+        violations = _item_violations(list(value), self._limits.tag, field, allow_empty=False)
         if len(tags) > self._limits.tags:
-            raise InvalidArgument.of(field, f"at most {self._limits.tags} tags, got {len(tags)}")
-        _check_items(tags, self._limits.tag, field, allow_empty=False)
+            violations.append(
+                FieldViolation(field, f"at most {self._limits.tags} tags, got {len(tags)}")
+            )
+        if violations:
+            raise InvalidArgument(violations)
         return tags
 
     def _comments(self, value: Sequence[str], field: str) -> list[str]:
         comments = list(value)
+        violations = _item_violations(comments, self._limits.comment, field, allow_empty=True)
         if len(comments) > self._limits.comments:
-            raise InvalidArgument.of(
-                field, f"at most {self._limits.comments} comments, got {len(comments)}"
+            violations.append(
+                FieldViolation(
+                    field, f"at most {self._limits.comments} comments, got {len(comments)}"
+                )
             )
-        _check_items(comments, self._limits.comment, field, allow_empty=True)
+        if violations:
+            raise InvalidArgument(violations)
         return comments
 
 
@@ -121,14 +129,12 @@ def check_mask_paths(paths: Iterable[str]) -> tuple[str, ...]:
     """Return the editable fields an update mask names ('*' names them all)."""
     named: list[str] = []
     for index, path in enumerate(paths):
-        if path == "*":
-            return EDITABLE_FIELDS
-        if path not in EDITABLE_FIELDS:
+        if path != "*" and path not in EDITABLE_FIELDS:
             raise InvalidArgument.of(
                 f"update_mask.paths[{index}]",
-                f"unknown field {path!r}; allowed: {', '.join(EDITABLE_FIELDS)}",
+                f"unknown field {path!r}; allowed: {', '.join(EDITABLE_FIELDS)} or *",
             )
-        named.append(path)
+        named.extend(EDITABLE_FIELDS if path == "*" else [path])
     return tuple(dict.fromkeys(named))
 
 
@@ -146,7 +152,10 @@ def _bounded_text(value: str, limit: int, field: str) -> str:
     return value
 
 
-def _check_items(items: list[str], limit: int, field: str, *, allow_empty: bool) -> None:
+def _item_violations(
+    items: list[str], limit: int, field: str, *, allow_empty: bool
+) -> list[FieldViolation]:
+    """Violations of the items of a repeated field, each named by its request index."""
     violations: list[FieldViolation] = []
     for index, item in enumerate(items):
         item_field = f"{field}[{index}]"
@@ -156,5 +165,4 @@ def _check_items(items: list[str], limit: int, field: str, *, allow_empty: bool)
             _bounded_text(item, limit, item_field)
         except InvalidArgument as exc:
             violations.extend(exc.violations)
-    if violations:
-        raise InvalidArgument(violations)
+    return violations

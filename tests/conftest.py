@@ -37,8 +37,9 @@ def postgres_url() -> Iterator[str]:
         server.destroy()
 
 
-def backend_settings(backend: str, tmp: Path, request: pytest.FixtureRequest, **extra: object
-                     ) -> Settings:
+def backend_settings(
+    backend: str, tmp: Path, request: pytest.FixtureRequest, **extra: object
+) -> Settings:
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp / 'docservice.db'}"
     elif backend == "postgres":
@@ -56,8 +57,9 @@ def backend_settings(backend: str, tmp: Path, request: pytest.FixtureRequest, **
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-async def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-              ) -> AsyncIterator[App]:
+async def app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[App]:
     settings = backend_settings(request.param, tmp_path_factory.mktemp(request.param), request)
     app = await create_app(settings)
     await app.start()

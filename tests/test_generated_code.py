@@ -31,10 +31,17 @@ def test_committed_code_matches_fresh_generation(tmp_path: Path) -> None:
     assert f"PROTO_OPTS := {options}" in makefile, "keep this test's options in step with make"
     subprocess.run(
         [
-            sys.executable, "-m", "grpc_tools.protoc", "-I", str(ROOT / "proto"),
-            f"--python_betterproto2_out={out}", f"--python_betterproto2_opt={options}",
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            "-I",
+            str(ROOT / "proto"),
+            f"--python_betterproto2_out={out}",
+            f"--python_betterproto2_opt={options}",
             str(ROOT / "proto" / "document.proto"),
         ],
-        check=True, env=env, capture_output=True,
+        check=True,
+        env=env,
+        capture_output=True,
     )
     assert _differences(ROOT / "docservice" / "_proto", out) == [], "run `make proto`"

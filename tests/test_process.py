@@ -37,15 +37,23 @@ def _env(**settings: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("GRPC_PORT", "not-a-port"), ("DB_TYPE", "oracle"), ("LOG_LEVEL", "chatty"),
-     ("MAX_TITLE_LENGTH", "0")],
+    [
+        ("GRPC_PORT", "not-a-port"),
+        ("DB_TYPE", "oracle"),
+        ("LOG_LEVEL", "chatty"),
+        ("MAX_TITLE_LENGTH", "0"),
+    ],
 )
 def test_bad_setting_fails_at_start_with_clear_message(
     name: str, value: str, tmp_path: Path
 ) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "docservice"], env=_env(**{name: value}), cwd=tmp_path,
-        capture_output=True, text=True, timeout=START_TIMEOUT,
+        [sys.executable, "-m", "docservice"],
+        env=_env(**{name: value}),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
     )
     assert result.returncode != 0
     assert "invalid settings" in result.stderr and name.lower() in result.stderr
@@ -92,11 +100,15 @@ async def _first_refusal(port: int, document_id: str) -> BaseException:
 
 
 @pytest.fixture
-async def server_process(postgres_url: str, tmp_path: Path
-                         ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+async def server_process(
+    postgres_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "docservice", cwd=tmp_path,
+        sys.executable,
+        "-m",
+        "docservice",
+        cwd=tmp_path,
         env=_env(DB_TYPE="postgres", DATABASE_URL=postgres_url, GRPC_PORT=str(port)),
     )
     try:

@@ -43,9 +43,7 @@ async def stub_without_database() -> AsyncIterator[DocumentServiceStub]:
     "call",
     [
         lambda stub: stub.get_document(GetDocumentRequest(id=str(uuid.uuid4())), timeout=10),
-        lambda stub: stub.create_document(
-            CreateDocumentRequest(title="t", author="a"), timeout=10
-        ),
+        lambda stub: stub.create_document(CreateDocumentRequest(title="t", author="a"), timeout=10),
         lambda stub: stub.list_documents(ListDocumentsRequest(), timeout=10),
     ],
     ids=["get", "create", "list"],

@@ -47,8 +47,13 @@ async def test_legacy_grpcio_client_round_trip(
         stub = pb2_grpc.DocumentServiceStub(channel)
         created = await stub.CreateDocument(
             pb2.CreateDocumentRequest(
-                title="Legacy", content="old client", status=pb2.PUBLISHED, author="legacy-client",
-                tags=["x", "y"], category="compat", comments=["hi"],
+                title="Legacy",
+                content="old client",
+                status=pb2.PUBLISHED,
+                author="legacy-client",
+                tags=["x", "y"],
+                category="compat",
+                comments=["hi"],
             )
         )
         assert created.id and created.title == "Legacy" and created.status == pb2.PUBLISHED

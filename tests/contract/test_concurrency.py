@@ -28,15 +28,24 @@ async def history(stub: DocumentServiceStub, document_id: str) -> list[DocumentV
     return response.versions
 
 
+def snapshot(version: DocumentVersion) -> Document:
+    assert version.document is not None
+    return version.document
+
+
 async def current(stub: DocumentServiceStub, document_id: str) -> Document:
-    return (await stub.get_document(GetDocumentRequest(id=document_id))).document
+    document = (await stub.get_document(GetDocumentRequest(id=document_id))).document
+    assert document is not None
+    return document
 
 
 async def update(
     stub: DocumentServiceStub, document_id: str, content: str, etag: str = ""
 ) -> Document:
     request = UpdateDocumentRequest(id=document_id, content=content, etag=etag)
-    return (await stub.update_document(request)).document
+    document = (await stub.update_document(request)).document
+    assert document is not None
+    return document
 
 
 async def test_update_with_stale_etag_fails_and_writes_nothing(stub: DocumentServiceStub) -> None:
@@ -73,7 +82,7 @@ async def test_delete_with_stale_etag_fails_and_writes_nothing(stub: DocumentSer
 async def test_restore_with_stale_etag_fails_and_writes_nothing(stub: DocumentServiceStub) -> None:
     document = await create(stub)
     await stub.delete_document(DeleteDocumentRequest(id=document.id))
-    deleted = (await history(stub, document.id))[-1].document
+    deleted = snapshot((await history(stub, document.id))[-1])
     assert deleted.is_deleted and deleted.version == 2
 
     await expect_status(
@@ -124,7 +133,7 @@ async def race_same_etag(stub: DocumentServiceStub, writers: int) -> None:
     assert await current(stub, document.id) == winner
     versions = await history(stub, document.id)
     assert [v.version for v in versions] == [1, 2]
-    assert versions[-1].document.content == winner.content
+    assert snapshot(versions[-1]).content == winner.content
 
 
 async def test_two_updates_racing_with_one_etag(stub: DocumentServiceStub) -> None:
@@ -147,10 +156,10 @@ async def test_concurrent_writers_without_etags_all_apply(stub: DocumentServiceS
     versions = await history(stub, document.id)
     assert [v.version for v in versions] == list(range(1, 22))
     assert [v.version_id for v in versions] == [str(n) for n in range(1, 22)]
-    written = [v.document.content for v in versions[1:]]
+    written = [snapshot(v).content for v in versions[1:]]
     assert sorted(written) == sorted(contents)  # each content exactly once, none lost
     by_version = {r.version: r.content for r in results}
-    assert all(v.document.content == by_version[v.version] for v in versions[1:])
+    assert all(snapshot(v).content == by_version[v.version] for v in versions[1:])
     assert (await current(stub, document.id)).version == 21
 
 

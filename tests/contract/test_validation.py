@@ -41,6 +41,18 @@ async def expect_invalid(call: Awaitable[object], *fields: str) -> GRPCError:
     return error
 
 
+async def get(stub: DocumentServiceStub, document_id: str) -> Document:
+    document = (await stub.get_document(GetDocumentRequest(id=document_id))).document
+    assert document is not None
+    return document
+
+
+async def update(stub: DocumentServiceStub, request: UpdateDocumentRequest) -> Document:
+    document = (await stub.update_document(request)).document
+    assert document is not None
+    return document
+
+
 async def reject_create(stub: DocumentServiceStub, *fields: str, **values: Any) -> None:
     """The create fails naming `fields`, and nothing is written."""
     values.setdefault("title", unique("title"))
@@ -61,7 +73,7 @@ async def reject_update(
     """The update fails naming `fields`, and the document is unchanged."""
     request = UpdateDocumentRequest(id=document.id, **values)
     await expect_invalid(stub.update_document(request), *fields)
-    current = (await stub.get_document(GetDocumentRequest(id=document.id))).document
+    current = await get(stub, document.id)
     assert current == document
 
 
@@ -85,7 +97,7 @@ async def test_content_limit_counts_utf8_bytes(stub: DocumentServiceStub) -> Non
     exactly = EMOJI * (MIB // 4)  # 262 144 characters, 1 MiB of UTF-8
     assert len(exactly.encode()) == MIB
     document = await create(stub, content=exactly)
-    fetched = (await stub.get_document(GetDocumentRequest(id=document.id))).document
+    fetched = await get(stub, document.id)
     assert fetched.content == exactly
 
     one_over = EURO * (MIB // 3) + "\u00e9"  # 349 526 characters, 1 MiB + 1 byte
@@ -182,7 +194,7 @@ async def test_mask_changes_exactly_the_named_fields(stub: DocumentServiceStub) 
         comments=["ignored"],
         update_mask=FieldMask(paths=["content", "tags"]),
     )
-    updated = (await stub.update_document(request)).document
+    updated = await update(stub, request)
     assert updated.content == "new" and updated.tags == ["b", "c"]
     assert updated.title == document.title and updated.category == "cat"
     assert updated.comments == ["c"] and updated.status == DocumentStatus.PUBLISHED
@@ -196,11 +208,11 @@ async def test_mask_clears_named_fields(stub: DocumentServiceStub) -> None:
     )
     mask = FieldMask(paths=["tags", "category", "status"])
     request = UpdateDocumentRequest(id=document.id, update_mask=mask)
-    updated = (await stub.update_document(request)).document
+    updated = await update(stub, request)
     assert updated.tags == [] and updated.category == ""
     assert updated.status == DocumentStatus.DRAFT
     assert updated.content == "body" and updated.version == 2
-    fetched = (await stub.get_document(GetDocumentRequest(id=document.id))).document
+    fetched = await get(stub, document.id)
     assert fetched == updated
 
 
@@ -225,7 +237,7 @@ async def test_wildcard_mask_replaces_every_editable_field(stub: DocumentService
     request = UpdateDocumentRequest(
         id=document.id, title=title, author=author, update_mask=FieldMask(paths=["*"])
     )
-    updated = (await stub.update_document(request)).document
+    updated = await update(stub, request)
     assert (updated.title, updated.author) == (title, author)
     assert (updated.content, updated.tags, updated.category, updated.comments) == ("", [], "", [])
     assert updated.status == DocumentStatus.DRAFT

@@ -96,15 +96,7 @@ def test_clean_normalises_valid_values() -> None:
         ({"tags": [""]}, ["tags[0]"]),
         ({"tags": ["a", " "]}, ["tags[1]"]),
         ({"comments": ["a", "b", "c"]}, ["comments"]),
-        (
-            {
-                "comments": [
-                    "abcd",
-                    "ok",
-                ]
-            },
-            ["comments[0]"],
-        ),
+        ({"comments": ["abcd", "ok"]}, ["comments[0]"]),
         ({"status": DocumentStatus(3)}, ["status"]),
     ],
 )
@@ -134,7 +126,15 @@ def test_every_violation_is_reported() -> None:
             "status": DocumentStatus(5),
         }
     )
-    assert sorted(fields) == ["author", "comments[1]", "status", "tags", "title"]
+    assert sorted(fields) == [
+        "author",
+        "comments[1]",
+        "status",
+        "tags",
+        "tags[0]",
+        "tags[1]",
+        "title",
+    ]
     fields = rejected({"tags": ["abcd", ""], "category": "long"})
     assert sorted(fields) == ["category", "tags[0]", "tags[1]"]
 
