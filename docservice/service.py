@@ -271,6 +271,6 @@ def _document_position(position: list[Any]) -> tuple[str, str]:
         try:
             parse_timestamp(position[0])
             return position[0], str(uuid.UUID(position[1]))
-        except ValueError:
+        except (ValueError, OverflowError):
             pass
     raise InvalidArgument.of(page_tokens.FIELD, "is not a valid page token")

@@ -42,10 +42,12 @@ async def test_create_returns_version_one_with_all_fields(stub: DocumentServiceS
 
 
 async def test_get_unknown_and_malformed_ids(stub: DocumentServiceStub) -> None:
-    await expect_status(stub.get_document(GetDocumentRequest(id=str(uuid.uuid4()))),
-                        Status.NOT_FOUND)
-    await expect_status(stub.get_document(GetDocumentRequest(id="not-a-uuid")),
-                        Status.INVALID_ARGUMENT)
+    await expect_status(
+        stub.get_document(GetDocumentRequest(id=str(uuid.uuid4()))), Status.NOT_FOUND
+    )
+    await expect_status(
+        stub.get_document(GetDocumentRequest(id="not-a-uuid")), Status.INVALID_ARGUMENT
+    )
     await expect_status(stub.get_document(GetDocumentRequest(id="")), Status.INVALID_ARGUMENT)
 
 
@@ -56,8 +58,9 @@ async def test_get_accepts_upper_case_uuid(stub: DocumentServiceStub) -> None:
 
 
 async def test_legacy_update_leaves_empty_fields_alone(stub: DocumentServiceStub) -> None:
-    document = await create(stub, content="old", tags=["x"], category="c",
-                            status=DocumentStatus.PUBLISHED)
+    document = await create(
+        stub, content="old", tags=["x"], category="c", status=DocumentStatus.PUBLISHED
+    )
     response = await stub.update_document(UpdateDocumentRequest(id=document.id, content="new"))
     updated = response.document
     assert updated.content == "new"
@@ -90,25 +93,30 @@ async def test_soft_delete_and_restore(stub: DocumentServiceStub) -> None:
         stub.update_document(UpdateDocumentRequest(id=document.id, title=unique())),
         Status.NOT_FOUND,
     )
-    await expect_status(stub.delete_document(DeleteDocumentRequest(id=document.id)),
-                        Status.NOT_FOUND)
+    await expect_status(
+        stub.delete_document(DeleteDocumentRequest(id=document.id)), Status.NOT_FOUND
+    )
 
     restored = await stub.restore_document(RestoreDocumentRequest(id=document.id))
     assert not restored.is_deleted and restored.deleted_at == ""
     assert restored.version == 3  # create, delete, restore
     assert (await stub.get_document(GetDocumentRequest(id=document.id))).document == restored
 
-    await expect_status(stub.restore_document(RestoreDocumentRequest(id=document.id)),
-                        Status.FAILED_PRECONDITION)
-    await expect_status(stub.restore_document(RestoreDocumentRequest(id=str(uuid.uuid4()))),
-                        Status.NOT_FOUND)
+    await expect_status(
+        stub.restore_document(RestoreDocumentRequest(id=document.id)), Status.FAILED_PRECONDITION
+    )
+    await expect_status(
+        stub.restore_document(RestoreDocumentRequest(id=str(uuid.uuid4()))), Status.NOT_FOUND
+    )
 
 
 async def test_delete_unknown_and_malformed(stub: DocumentServiceStub) -> None:
-    await expect_status(stub.delete_document(DeleteDocumentRequest(id=str(uuid.uuid4()))),
-                        Status.NOT_FOUND)
-    await expect_status(stub.delete_document(DeleteDocumentRequest(id="nope")),
-                        Status.INVALID_ARGUMENT)
+    await expect_status(
+        stub.delete_document(DeleteDocumentRequest(id=str(uuid.uuid4()))), Status.NOT_FOUND
+    )
+    await expect_status(
+        stub.delete_document(DeleteDocumentRequest(id="nope")), Status.INVALID_ARGUMENT
+    )
 
 
 async def test_create_with_request_id_is_idempotent(stub: DocumentServiceStub) -> None:

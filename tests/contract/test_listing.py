@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -23,6 +24,8 @@ from docservice._proto.document import (
     RestoreDocumentRequest,
     UpdateDocumentRequest,
 )
+from docservice.app import App
+from docservice.documents import etag_for, format_timestamp, utc_now
 from tests.contract.helpers import create, expect_status, unique, violated_fields
 
 
@@ -76,6 +79,31 @@ async def test_order_is_updated_at_then_id_descending(stub: DocumentServiceStub)
     assert sorted(ids(listed)) == sorted(ids(created))
     # Concurrent creates may share a timestamp; those ties must come by id, descending.
     assert [order_key(d) for d in listed] == sorted(map(order_key, created), reverse=True)
+
+
+async def test_ties_on_updated_at_go_by_id_descending_across_pages(
+    app: App, stub: DocumentServiceStub
+) -> None:
+    # Clients cannot make two documents share a timestamp, so seed them through the repository.
+    author, moment = unique("author"), format_timestamp(utc_now())
+    tied = [str(uuid.uuid4()) for _ in range(4)]
+    for document_id in tied:
+        document = Document(
+            id=document_id,
+            title=unique("title"),
+            author=author,
+            created_at=moment,
+            updated_at=moment,
+            version=1,
+            etag=etag_for(document_id, 1),
+        )
+        await app.repository.create(document, "")
+    expected = sorted(tied, reverse=True)
+    listed = (await list_docs(stub, author=author)).documents
+    assert ids(listed) == expected
+    assert {d.updated_at for d in listed} == {moment}
+    pages = await walk(stub, 1, author=author)
+    assert [i for page in pages for i in page] == expected
 
 
 async def test_pages_cover_the_filtered_set_exactly_once(stub: DocumentServiceStub) -> None:
@@ -253,6 +281,7 @@ async def test_paging_is_stable_under_concurrent_inserts(stub: DocumentServiceSt
     token = first.next_page_token
     inserted = 0
     while token:
+        assert inserted < 2 * len(originals), "paging does not terminate"
         # New matching documents sort first; they must not shift the pages still to come.
         page, *_ = await asyncio.gather(
             list_docs(stub, author=author, page_size=2, page_token=token),
@@ -269,21 +298,22 @@ async def test_paging_is_stable_under_concurrent_inserts(stub: DocumentServiceSt
     assert (await list_docs(stub, author=author)).total_size == len(originals) + inserted
 
 
-async def test_deleting_an_unseen_document_mid_walk_skips_nothing(
-    stub: DocumentServiceStub,
-) -> None:
+async def test_deletes_mid_walk_skip_nothing(stub: DocumentServiceStub) -> None:
     author = unique("author")
     await create_many(stub, 8, author=author)
     order = ids((await list_docs(stub, author=author, page_size=100)).documents)
     first = await list_docs(stub, author=author, page_size=3)
     assert ids(first.documents) == order[:3]
-    doomed = order[4]
-    await stub.delete_document(DeleteDocumentRequest(id=doomed))
+    # One document already served and one still to come disappear between pages.
+    seen_doomed, unseen_doomed = order[1], order[4]
+    for doomed in (seen_doomed, unseen_doomed):
+        await stub.delete_document(DeleteDocumentRequest(id=doomed))
 
     seen = ids(first.documents)
     token = first.next_page_token
     while token:
+        assert len(seen) < len(order), "paging does not terminate"
         page = await list_docs(stub, author=author, page_size=3, page_token=token)
         seen += ids(page.documents)
         token = page.next_page_token
-    assert seen == [i for i in order if i != doomed]
+    assert seen == [i for i in order if i != unseen_doomed]

@@ -214,9 +214,7 @@ async def test_version_id_beyond_int64_is_not_an_internal_error(
 
 
 async def test_revert_appends_a_copy_of_the_old_version(stub: DocumentServiceStub) -> None:
-    original = await create(
-        stub, content="first", tags=["a", "b"], category="c", comments=["note"]
-    )
+    original = await create(stub, content="first", tags=["a", "b"], category="c", comments=["note"])
     changed = await update(
         stub,
         original.id,
