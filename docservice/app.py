@@ -20,12 +20,36 @@ log = logging.getLogger(__name__)
 
 
 def make_repository(settings: Settings) -> DocumentRepository:
-    """The storage backend named by DB_TYPE. Nothing connects until it is first used."""
+    """The storage backend named by DB_TYPE, behind the Redis cache when REDIS_URL is set.
+
+    Nothing connects until it is first used.
+    """
+    repository: DocumentRepository
     if settings.db_type in (DbType.SQLITE, DbType.POSTGRES):
         from docservice.sql_repository import SqlDocumentRepository, create_engine
 
-        return SqlDocumentRepository(create_engine(settings.database_url))
-    raise ValueError(f"DB_TYPE={settings.db_type.value} is not supported yet")
+        repository = SqlDocumentRepository(create_engine(settings.database_url))
+    else:
+        raise ValueError(f"DB_TYPE={settings.db_type.value} is not supported yet")
+    if not settings.redis_url:
+        return repository
+    from docservice.cache import CachedDocumentRepository, connect_redis
+    from docservice.circuit_breaker import CircuitBreaker
+
+    timeout = settings.cache_timeout_ms / 1000
+    return CachedDocumentRepository(
+        repository,
+        connect_redis(settings.redis_url, timeout),
+        prefix=settings.cache_key_prefix,
+        ttl_seconds=settings.cache_ttl_seconds,
+        timeout_seconds=timeout,
+        breaker=CircuitBreaker(
+            "the Redis cache",
+            threshold=3,
+            cooldown=settings.cache_breaker_cooldown_seconds,
+            log=logging.getLogger("docservice.cache"),
+        ),
+    )
 
 
 @dataclass

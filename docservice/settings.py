@@ -32,6 +32,12 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     shutdown_grace_seconds: float = Field(10.0, ge=0)
 
+    redis_url: str = ""
+    cache_ttl_seconds: int = Field(300, ge=1)
+    cache_timeout_ms: int = Field(50, ge=1)
+    cache_key_prefix: str = "docservice:"
+    cache_breaker_cooldown_seconds: float = Field(1.0, gt=0)
+
     max_title_length: int = Field(256, ge=1)
     max_author_length: int = Field(100, ge=1)
     max_content_bytes: int = Field(1024 * 1024, ge=0)

@@ -1,4 +1,4 @@
-"""Test harness: real PostgreSQL, real grpclib servers on loopback, one per backend.
+"""Test harness: real PostgreSQL and Redis, real grpclib servers on loopback, one per backend.
 
 Backends are started once per session; tests isolate themselves with fresh random data
 (unique authors/categories/tags) rather than by truncating tables.
@@ -17,9 +17,10 @@ from grpclib.client import Channel
 from docservice._proto.document import DocumentServiceStub
 from docservice.app import App, create_app
 from docservice.settings import Settings
-from tests.servers import PostgresServer, free_port
+from tests.servers import PostgresServer, RedisServer, free_port
 
-BACKENDS = ["sqlite", "postgres"]
+# Every contract test runs against each of these; "+redis" puts the Redis cache in front.
+BACKENDS = ["sqlite", "postgres", "sqlite+redis", "postgres+redis"]
 
 
 @pytest.fixture(scope="session")
@@ -37,9 +38,25 @@ def postgres_url() -> Iterator[str]:
         server.destroy()
 
 
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server process for this session (tests may kill, pause and restart it)."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
 def backend_settings(
     backend: str, tmp: Path, request: pytest.FixtureRequest, **extra: object
 ) -> Settings:
+    """Settings for a backend name such as "postgres" or "sqlite+redis"."""
+    backend, _, cache = backend.partition("+")
+    if cache:
+        redis: RedisServer = request.getfixturevalue("redis_server")
+        extra = {"redis_url": redis.url, "cache_key_prefix": f"{tmp.name}:", **extra}
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp / 'docservice.db'}"
     elif backend == "postgres":
@@ -60,7 +77,9 @@ def backend_settings(
 async def app(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[App]:
-    settings = backend_settings(request.param, tmp_path_factory.mktemp(request.param), request)
+    settings = backend_settings(
+        request.param, tmp_path_factory.mktemp(request.param.replace("+", "-")), request
+    )
     app = await create_app(settings)
     await app.start()
     try:

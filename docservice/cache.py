@@ -1,0 +1,353 @@
+"""`CachedDocumentRepository`: a Redis read-through cache around any DocumentRepository.
+
+Consistency scheme (read-your-writes for every client while Redis is healthy):
+
+* Documents live at ``{prefix}d:{id}`` as a hash ``{v: version, b: protobuf bytes}``. Every
+  store goes through ``SET_IF_NEWER``, a Lua script that replaces an entry only with a higher
+  version. Writers store the new state right after their commit (write-through). So a reader
+  that missed, read an old row and stores it late cannot overwrite the newer state a writer
+  stored meanwhile: the classic invalidate-then-stale-refill race cannot happen.
+* List pages live at ``{prefix}l:{generation}:{hash of every query parameter}``. Every write
+  increments ``{prefix}lgen`` after its commit, in the same script as its write-through. A reader
+  reads the generation *before* the database; a page it stores late lands under a generation
+  nobody reads any more. Invalidation is one INCR: no SCAN, no per-key bookkeeping.
+* Version snapshots never change: ``{prefix}v:{id}:{n}`` with a long TTL, never invalidated. A
+  history page is served from them when the cached document says which versions exist.
+
+Redis trouble never fails a request: every call has a short timeout, errors fall back to the
+database, and a circuit breaker skips Redis for a cool-down after repeated failures. A write is
+acknowledged once the database committed, whatever Redis does. If its write-through cannot reach
+Redis, this process stops reading from the cache until it has deleted the entries it could not
+update and bumped the list generation (or, after very many such writes, until every entry
+written before the outage has expired). Other processes sharing the Redis learn nothing of this:
+a reader there may see the older entry until this process repairs it, at its next call that
+reaches Redis. Counters of hits, misses, errors and bypasses are kept in `stats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import betterproto2
+from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError, ResponseError
+from redis.retry import Retry
+
+from docservice._proto.document import Document, ListDocumentsResponse
+from docservice.circuit_breaker import CircuitBreaker
+from docservice.repository import DocumentRepository, ListQuery, Page
+
+__all__ = ["CacheStats", "CachedDocumentRepository", "connect_redis"]
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=betterproto2.Message)
+T = TypeVar("T")
+
+VERSION_TTL_SECONDS = 7 * 24 * 3600
+MAX_DIRTY_IDS = 10_000
+
+# Replace a document entry only with a higher version (and heal a key of the wrong type).
+SET_IF_NEWER = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
+local current = tonumber(redis.call('HGET', KEYS[1], 'v'))
+if current and current >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+# Move every list page out of sight; a garbage counter is replaced by the server clock in µs,
+# which is above any value INCR could have reached, so no old generation is ever reused.
+BUMP_GENERATION = """
+local ok = redis.pcall('INCR', KEYS[1])
+if type(ok) == 'table' and ok['err'] then
+  local now = redis.call('TIME')
+  redis.call('SET', KEYS[1], now[1] * 1000000 + now[2])
+end
+return 1
+"""
+
+# After a commit: SET_IF_NEWER on the document, then BUMP_GENERATION on the lists.
+WRITE_THROUGH = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
+local current = tonumber(redis.call('HGET', KEYS[1], 'v'))
+if not current or current < tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+local ok = redis.pcall('INCR', KEYS[2])
+if type(ok) == 'table' and ok['err'] then
+  local now = redis.call('TIME')
+  redis.call('SET', KEYS[2], now[1] * 1000000 + now[2])
+end
+return 1
+"""
+
+# The current list generation and the page stored under it, in one round trip.
+READ_LIST = """
+local generation = redis.call('GET', KEYS[1]) or '0'
+return {generation, redis.call('GET', ARGV[1] .. generation .. ':' .. ARGV[2])}
+"""
+
+# The document's version and the cached snapshots after `after`, up to `limit` of them.
+READ_VERSIONS = """
+local ok, current = pcall(redis.call, 'HGET', KEYS[1], 'v')
+current = ok and tonumber(current)
+if not current then return false end
+local last = math.min(current, tonumber(ARGV[2]) + tonumber(ARGV[3]))
+local keys = {}
+for n = tonumber(ARGV[2]) + 1, last do keys[#keys + 1] = ARGV[1] .. n end
+if #keys == 0 then return {} end
+return redis.call('MGET', unpack(keys))
+"""
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    errors: int = 0
+    bypasses: int = 0
+
+
+def connect_redis(url: str, timeout_seconds: float) -> Redis:
+    """A client that gives up fast: short timeouts and no retries of its own."""
+    return Redis.from_url(
+        url,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+class _Skipped:
+    """Redis was not asked (breaker open) or did not answer."""
+
+
+SKIPPED = _Skipped()
+
+
+class CachedDocumentRepository:
+    def __init__(
+        self,
+        inner: DocumentRepository,
+        redis: Redis,
+        *,
+        prefix: str,
+        ttl_seconds: int,
+        timeout_seconds: float,
+        breaker: CircuitBreaker,
+    ) -> None:
+        self._inner = inner
+        self._redis = redis
+        self._prefix = prefix
+        self._ttl = ttl_seconds
+        self._timeout = timeout_seconds
+        self._breaker = breaker
+        self._generation_key = f"{prefix}lgen"
+        self._set_if_newer = redis.register_script(SET_IF_NEWER)
+        self._write_through = redis.register_script(WRITE_THROUGH)
+        self._bump_generation = redis.register_script(BUMP_GENERATION)
+        self._read_list = redis.register_script(READ_LIST)
+        self._read_versions = redis.register_script(READ_VERSIONS)
+        self._dirty: set[str] = set()
+        self._lists_dirty = False
+        self._bypass_until = 0.0
+        self.stats = CacheStats()
+
+    @property
+    def inner(self) -> DocumentRepository:
+        return self._inner
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def get(self, document_id: str) -> Document | None:
+        key = self._document_key(document_id)
+        raw = await self._call(lambda redis: redis.hget(key, "b"))
+        if isinstance(raw, bytes) and (cached := self._parse(Document, raw)) is not None:
+            self.stats.hits += 1
+            return cached
+        document = await self._inner.get(document_id)
+        if raw is not SKIPPED:
+            self.stats.misses += 1
+            if document is not None:
+                await self._store_document(document)
+        return document
+
+    async def list_page(self, query: ListQuery) -> Page:
+        query_hash = hashlib.blake2b(repr(query).encode(), digest_size=16).hexdigest()
+        page_prefix = f"{self._prefix}l:"
+        found = await self._call(
+            lambda redis: self._read_list(
+                keys=[self._generation_key], args=[page_prefix, query_hash]
+            )
+        )
+        if isinstance(found, list):
+            generation, raw = found
+            cached = self._parse(ListDocumentsResponse, raw) if isinstance(raw, bytes) else None
+            if cached is not None:
+                self.stats.hits += 1
+                return Page(cached.documents, cached.total_size, cached.next_page_token == "more")
+        page = await self._inner.list_page(query)
+        if isinstance(found, list):
+            self.stats.misses += 1
+            encoded = bytes(
+                ListDocumentsResponse(
+                    documents=page.documents,
+                    total_size=page.total_size,
+                    next_page_token="more" if page.has_more else "",
+                )
+            )
+            key = f"{page_prefix}{generation.decode()}:{query_hash}"
+            await self._call(lambda redis: redis.set(key, encoded, ex=self._ttl))
+        return page
+
+    async def versions(self, document_id: str, after_version: int, limit: int) -> list[Document]:
+        prefix = self._version_key(document_id, "")
+        found = await self._call(
+            lambda redis: self._read_versions(
+                keys=[self._document_key(document_id)], args=[prefix, after_version, limit]
+            )
+        )
+        if isinstance(found, list) and all(isinstance(raw, bytes) for raw in found):
+            snapshots = [self._parse(Document, raw) for raw in found]
+            if all(s is not None for s in snapshots):
+                self.stats.hits += 1
+                return [s for s in snapshots if s is not None]
+        snapshots_from_db = await self._inner.versions(document_id, after_version, limit)
+        if found is not SKIPPED:
+            self.stats.misses += 1
+            await self._store_versions(snapshots_from_db)
+        return snapshots_from_db
+
+    async def version(self, document_id: str, version: int) -> Document | None:
+        key = self._version_key(document_id, version)
+        raw = await self._call(lambda redis: redis.get(key))
+        if isinstance(raw, bytes) and (cached := self._parse(Document, raw)) is not None:
+            self.stats.hits += 1
+            return cached
+        snapshot = await self._inner.version(document_id, version)
+        if raw is not SKIPPED:
+            self.stats.misses += 1
+            if snapshot is not None:
+                await self._store_versions([snapshot])
+        return snapshot
+
+    async def get_by_request_id(self, request_id: str) -> Document | None:
+        return await self._inner.get_by_request_id(request_id)
+
+    # -- writes: the database first, then the cache, whose trouble never fails the write -----
+
+    async def create(self, document: Document, request_id: str) -> Document:
+        created = await self._inner.create(document, request_id)
+        await self._after_write(created)
+        return created
+
+    async def save(self, document: Document, previous: Document) -> bool:
+        saved = await self._inner.save(document, previous)
+        if saved:
+            await self._after_write(document)
+        return saved
+
+    async def migrate(self) -> None:
+        await self._inner.migrate()
+
+    async def ping(self) -> None:
+        await self._inner.ping()
+
+    async def close(self) -> None:
+        await self._inner.close()
+        await self._redis.aclose()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _document_key(self, document_id: str) -> str:
+        return f"{self._prefix}d:{document_id}"
+
+    def _version_key(self, document_id: str, version: int | str) -> str:
+        return f"{self._prefix}v:{document_id}:{version}"
+
+    async def _store_document(self, document: Document) -> None:
+        key = self._document_key(document.id)
+        await self._call(
+            lambda redis: self._set_if_newer(
+                keys=[key], args=[document.version, bytes(document), self._ttl]
+            )
+        )
+
+    async def _store_versions(self, snapshots: list[Document]) -> None:
+        if not snapshots:
+            return
+
+        async def store(redis: Redis) -> Any:
+            async with redis.pipeline(transaction=False) as pipe:
+                for snapshot in snapshots:
+                    key = self._version_key(snapshot.id, snapshot.version)
+                    pipe.set(key, bytes(snapshot), ex=VERSION_TTL_SECONDS)
+                return await pipe.execute()
+
+        await self._call(store)
+
+    async def _after_write(self, document: Document) -> None:
+        key = self._document_key(document.id)
+        done = await self._call(
+            lambda redis: self._write_through(
+                keys=[key, self._generation_key],
+                args=[document.version, bytes(document), self._ttl],
+            )
+        )
+        if done is SKIPPED:
+            self._dirty.add(document.id)
+            self._lists_dirty = True
+            if len(self._dirty) > MAX_DIRTY_IDS:  # too many to repair: wait until they expire
+                self._dirty.clear()
+                self._bypass_until = time.monotonic() + self._ttl
+
+    async def _call(self, operation: Callable[[Redis], Awaitable[T]]) -> T | _Skipped:
+        """Run one Redis operation within the timeout; SKIPPED if Redis is unusable.
+
+        A reply of the wrong type (garbage under a key) is a miss, not an outage.
+        """
+        if time.monotonic() < self._bypass_until or not self._breaker.allow():
+            self.stats.bypasses += 1
+            return SKIPPED
+        try:
+            async with asyncio.timeout(self._timeout):
+                if self._dirty or self._lists_dirty:
+                    await self._repair()
+                result = await operation(self._redis)
+        except ResponseError as exc:
+            log.debug("unexpected data in the cache: %r", exc)
+            self.stats.errors += 1
+            return SKIPPED
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.stats.errors += 1
+            self._breaker.record_failure(exc)
+            return SKIPPED
+        self._breaker.record_success()
+        return result
+
+    async def _repair(self) -> None:
+        """Drop the entries this process could not update; move lists to a new generation."""
+        dirty = list(self._dirty)
+        if dirty:
+            await self._redis.delete(*(self._document_key(i) for i in dirty))
+        await self._bump_generation(keys=[self._generation_key])
+        self._dirty.difference_update(dirty)
+        self._lists_dirty = False
+
+    def _parse(self, message_type: type[M], raw: bytes) -> M | None:
+        try:
+            return message_type.parse(raw)
+        except Exception:  # any garbage under our key is just a miss
+            self.stats.errors += 1
+            return None
