@@ -170,7 +170,9 @@ class CachedDocumentRepository:
 
     # -- reads -------------------------------------------------------------------------------
 
-    async def get(self, document_id: str) -> Document | None:
+    async def get(self, document_id: str, *, fresh: bool = False) -> Document | None:
+        if fresh:
+            return await self._inner.get(document_id, fresh=True)
         key = self._document_key(document_id)
         raw = await self._call(lambda redis: redis.hget(key, "b"))
         if isinstance(raw, bytes) and (cached := self._parse(Document, raw)) is not None:

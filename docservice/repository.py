@@ -40,8 +40,12 @@ class DocumentRepository(Protocol):
     share one database, so races are settled by the store, not by locks in this process.
     """
 
-    async def get(self, document_id: str) -> Document | None:
-        """The current state, soft-deleted or not; None when the id is unknown."""
+    async def get(self, document_id: str, *, fresh: bool = False) -> Document | None:
+        """The current state, soft-deleted or not; None when the id is unknown.
+
+        `fresh` reads the store itself, never a cache: writers need the latest state for their
+        compare-and-set, or they would retry forever against a stale copy.
+        """
         ...
 
     async def get_by_request_id(self, request_id: str) -> Document | None: ...

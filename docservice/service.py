@@ -219,7 +219,7 @@ class DocumentService:
         soft-deleted (restore).
         """
         for _ in range(MAX_WRITE_ATTEMPTS):
-            current = await self._repository.get(document_id)
+            current = await self._repository.get(document_id, fresh=True)
             if current is None or (current.is_deleted and not deleted):
                 raise NotFound(f"document {document_id} not found")
             if deleted and not current.is_deleted:

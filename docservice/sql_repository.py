@@ -73,7 +73,7 @@ class SqlDocumentRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def get(self, document_id: str) -> Document | None:
+    async def get(self, document_id: str, *, fresh: bool = False) -> Document | None:
         return await self._one(documents.c.id == document_id)
 
     async def get_by_request_id(self, request_id: str) -> Document | None:
