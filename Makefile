@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 PROTO_OUT := docservice/_proto
 PROTO_OPTS := client_generation=async,server_generation=async,google_protobuf_descriptors
 
-.PHONY: install run test proto migrate lint fmt clean
+.PHONY: install run test proto migrate lint fmt clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,7 @@ fmt: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+
+# Side-by-side benchmarks (no timed assertions live in the tests).
+bench: $(STAMP)
+	$(BIN)/python -m bench.cache_bench
