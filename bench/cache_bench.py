@@ -14,7 +14,6 @@ import asyncio
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -168,7 +167,8 @@ async def main(args: argparse.Namespace) -> None:
         )
         wall = time.perf_counter() - wall_before
         print(
-            f"\n{'scenario':<8} {'server':<9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+            f"\n{'scenario':<8} {'server':<9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
+            f" {'errors':>7}"
         )
         for (scenario, name), total in totals.items():
             print(
