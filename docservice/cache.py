@@ -32,6 +32,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, TypeVar
 
 import betterproto2
@@ -51,50 +52,61 @@ M = TypeVar("M", bound=betterproto2.Message)
 T = TypeVar("T")
 
 VERSION_TTL_SECONDS = 7 * 24 * 3600
+MAGIC = b"ds1"
 MAX_DIRTY_IDS = 10_000
 
-# Replace a document entry only with a higher version (and heal a key of the wrong type).
-SET_IF_NEWER = """
-local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
-local current = tonumber(redis.call('HGET', KEYS[1], 'v'))
-if current and current >= tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return 1
+# Shared by the write scripts. An entry counts only if its value is well sealed (see `seal`;
+# Redis's Lua has sha1): garbage, or a key of another type, is replaced by any version.
+_STORE_IF_NEWER = """
+local function sealed_version(key)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'hash' then
+    if kind ~= 'none' then redis.call('DEL', key) end
+    return nil
+  end
+  local fields = redis.call('HMGET', key, 'v', 'b')
+  local v, b = fields[1], fields[2]
+  if not (v and b and string.sub(b, 1, 3) == 'ds1'
+          and redis.sha1hex(string.sub(b, 44)) == string.sub(b, 4, 43)) then
+    return nil
+  end
+  return tonumber(v)
+end
+
+local function store_if_newer(key, version, value, ttl)
+  local current = sealed_version(key)
+  if current and current >= tonumber(version) then return 0 end
+  redis.call('HSET', key, 'v', version, 'b', value)
+  redis.call('EXPIRE', key, ttl)
+  return 1
+end
+
+-- A garbage counter is replaced by the server clock in microseconds, which is above any value
+-- INCR could have reached, so no old generation is ever reused.
+local function bump_generation(key)
+  local ok = redis.pcall('INCR', key)
+  if type(ok) == 'table' and ok['err'] then
+    local now = redis.call('TIME')
+    redis.call('SET', key, now[1] * 1000000 + now[2])
+  end
+  return 1
+end
 """
 
-# Move every list page out of sight; a garbage counter is replaced by the server clock in µs,
-# which is above any value INCR could have reached, so no old generation is ever reused.
-BUMP_GENERATION = """
-local ok = redis.pcall('INCR', KEYS[1])
-if type(ok) == 'table' and ok['err'] then
-  local now = redis.call('TIME')
-  redis.call('SET', KEYS[1], now[1] * 1000000 + now[2])
-end
-return 1
-"""
+# Replace a document entry only with a higher version.
+SET_IF_NEWER = _STORE_IF_NEWER + "return store_if_newer(KEYS[1], ARGV[1], ARGV[2], ARGV[3])"
 
-# After a commit: SET_IF_NEWER on the document, then BUMP_GENERATION on the lists.
-WRITE_THROUGH = """
-local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
-local current = tonumber(redis.call('HGET', KEYS[1], 'v'))
-if not current or current < tonumber(ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'b', ARGV[2])
-  redis.call('EXPIRE', KEYS[1], ARGV[3])
-end
-local ok = redis.pcall('INCR', KEYS[2])
-if type(ok) == 'table' and ok['err'] then
-  local now = redis.call('TIME')
-  redis.call('SET', KEYS[2], now[1] * 1000000 + now[2])
-end
-return 1
-"""
+# After a commit: store the document if newer, and move every list page out of sight.
+WRITE_THROUGH = _STORE_IF_NEWER + (
+    "store_if_newer(KEYS[1], ARGV[1], ARGV[2], ARGV[3])\nreturn bump_generation(KEYS[2])"
+)
+
+BUMP_GENERATION = _STORE_IF_NEWER + "return bump_generation(KEYS[1])"
 
 # The current list generation and the page stored under it, in one round trip.
 READ_LIST = """
 local generation = redis.call('GET', KEYS[1]) or '0'
+if not tonumber(generation) then return false end
 return {generation, redis.call('GET', ARGV[1] .. generation .. ':' .. ARGV[2])}
 """
 
@@ -129,11 +141,29 @@ def connect_redis(url: str, timeout_seconds: float) -> Redis:
     )
 
 
-class _Skipped:
-    """Redis was not asked (breaker open) or did not answer."""
+class _NoReply(Enum):
+    SKIPPED = "Redis was not asked (breaker open) or did not answer"
+    GARBAGE = "Redis answered with an error about the data under a key (e.g. its type)"
 
 
-SKIPPED = _Skipped()
+SKIPPED, GARBAGE = _NoReply.SKIPPED, _NoReply.GARBAGE
+
+
+def seal(payload: bytes) -> bytes:
+    """Frame a cached value as b"ds1" + sha1 hex + payload.
+
+    Garbage under a key must read as a miss, and protobuf decodes most garbage without
+    complaint. sha1 (an integrity check, not security) because Redis's Lua can compute it too.
+    """
+    return MAGIC + hashlib.sha1(payload).hexdigest().encode() + payload
+
+
+def unseal(raw: object) -> bytes | None:
+    """The payload of a sealed value, or None if `raw` is not one."""
+    if not isinstance(raw, bytes) or not raw.startswith(MAGIC):
+        return None
+    checksum, payload = raw[3:43], raw[43:]
+    return payload if hashlib.sha1(payload).hexdigest().encode() == checksum else None
 
 
 class CachedDocumentRepository:
@@ -175,7 +205,7 @@ class CachedDocumentRepository:
             return await self._inner.get(document_id, fresh=True)
         key = self._document_key(document_id)
         raw = await self._call(lambda redis: redis.hget(key, "b"))
-        if isinstance(raw, bytes) and (cached := self._parse(Document, raw)) is not None:
+        if (cached := self._parse(Document, raw)) is not None:
             self.stats.hits += 1
             return cached
         document = await self._inner.get(document_id)
@@ -195,18 +225,19 @@ class CachedDocumentRepository:
         )
         if isinstance(found, list):
             generation, raw = found
-            cached = self._parse(ListDocumentsResponse, raw) if isinstance(raw, bytes) else None
-            if cached is not None:
+            if (cached := self._parse(ListDocumentsResponse, raw)) is not None:
                 self.stats.hits += 1
                 return Page(cached.documents, cached.total_size, cached.next_page_token == "more")
         page = await self._inner.list_page(query)
         if isinstance(found, list):
             self.stats.misses += 1
-            encoded = bytes(
-                ListDocumentsResponse(
-                    documents=page.documents,
-                    total_size=page.total_size,
-                    next_page_token="more" if page.has_more else "",
+            encoded = seal(
+                bytes(
+                    ListDocumentsResponse(
+                        documents=page.documents,
+                        total_size=page.total_size,
+                        next_page_token="more" if page.has_more else "",
+                    )
                 )
             )
             key = f"{page_prefix}{generation.decode()}:{query_hash}"
@@ -220,7 +251,7 @@ class CachedDocumentRepository:
                 keys=[self._document_key(document_id)], args=[prefix, after_version, limit]
             )
         )
-        if isinstance(found, list) and all(isinstance(raw, bytes) for raw in found):
+        if isinstance(found, list):
             snapshots = [self._parse(Document, raw) for raw in found]
             if all(s is not None for s in snapshots):
                 self.stats.hits += 1
@@ -234,7 +265,7 @@ class CachedDocumentRepository:
     async def version(self, document_id: str, version: int) -> Document | None:
         key = self._version_key(document_id, version)
         raw = await self._call(lambda redis: redis.get(key))
-        if isinstance(raw, bytes) and (cached := self._parse(Document, raw)) is not None:
+        if (cached := self._parse(Document, raw)) is not None:
             self.stats.hits += 1
             return cached
         snapshot = await self._inner.version(document_id, version)
@@ -282,7 +313,7 @@ class CachedDocumentRepository:
         key = self._document_key(document.id)
         await self._call(
             lambda redis: self._set_if_newer(
-                keys=[key], args=[document.version, bytes(document), self._ttl]
+                keys=[key], args=[document.version, seal(bytes(document)), self._ttl]
             )
         )
 
@@ -294,7 +325,7 @@ class CachedDocumentRepository:
             async with redis.pipeline(transaction=False) as pipe:
                 for snapshot in snapshots:
                     key = self._version_key(snapshot.id, snapshot.version)
-                    pipe.set(key, bytes(snapshot), ex=VERSION_TTL_SECONDS)
+                    pipe.set(key, seal(bytes(snapshot)), ex=VERSION_TTL_SECONDS)
                 return await pipe.execute()
 
         await self._call(store)
@@ -304,7 +335,7 @@ class CachedDocumentRepository:
         done = await self._call(
             lambda redis: self._write_through(
                 keys=[key, self._generation_key],
-                args=[document.version, bytes(document), self._ttl],
+                args=[document.version, seal(bytes(document)), self._ttl],
             )
         )
         if done is SKIPPED:
@@ -314,10 +345,11 @@ class CachedDocumentRepository:
                 self._dirty.clear()
                 self._bypass_until = time.monotonic() + self._ttl
 
-    async def _call(self, operation: Callable[[Redis], Awaitable[T]]) -> T | _Skipped:
+    async def _call(self, operation: Callable[[Redis], Awaitable[T]]) -> T | _NoReply:
         """Run one Redis operation within the timeout; SKIPPED if Redis is unusable.
 
-        A reply of the wrong type (garbage under a key) is a miss, not an outage.
+        An error about the data (e.g. a key of the wrong type) is GARBAGE: a miss whose entry
+        the caller overwrites, not an outage.
         """
         if time.monotonic() < self._bypass_until or not self._breaker.allow():
             self.stats.bypasses += 1
@@ -330,7 +362,7 @@ class CachedDocumentRepository:
         except ResponseError as exc:
             log.debug("unexpected data in the cache: %r", exc)
             self.stats.errors += 1
-            return SKIPPED
+            return GARBAGE
         except (RedisError, OSError, TimeoutError) as exc:
             self.stats.errors += 1
             self._breaker.record_failure(exc)
@@ -347,9 +379,15 @@ class CachedDocumentRepository:
         self._dirty.difference_update(dirty)
         self._lists_dirty = False
 
-    def _parse(self, message_type: type[M], raw: bytes) -> M | None:
-        try:
-            return message_type.parse(raw)
-        except Exception:  # any garbage under our key is just a miss
-            self.stats.errors += 1
+    def _parse(self, message_type: type[M], raw: object) -> M | None:
+        """The message sealed in `raw`, or None for a miss (absent, garbage, wrong checksum)."""
+        if raw is None or isinstance(raw, _NoReply):
             return None
+        payload = unseal(raw)
+        try:
+            if payload is not None:
+                return message_type.parse(payload)
+        except Exception:  # a checksummed payload that does not decode: still just a miss
+            pass
+        self.stats.errors += 1
+        return None
