@@ -30,7 +30,9 @@ def make_repository(settings: Settings) -> DocumentRepository:
 
         repository = SqlDocumentRepository(create_engine(settings.database_url))
     else:
-        raise ValueError(f"DB_TYPE={settings.db_type.value} is not supported yet")
+        from docservice.mongo_repository import MongoDocumentRepository
+
+        repository = MongoDocumentRepository(settings.mongo_url, settings.mongo_db)
     if not settings.redis_url:
         return repository
     from docservice.cache import CachedDocumentRepository, connect_redis

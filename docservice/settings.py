@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     grpc_port: int = Field(50051, ge=0, le=65535)
     db_type: DbType = DbType.SQLITE
     database_url: str = ""
+    mongo_url: str = "mongodb://127.0.0.1:27017"
+    mongo_db: str = Field("docservice", min_length=1)
     migrate_on_start: bool = True
     log_level: str = Field("INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     shutdown_grace_seconds: float = Field(10.0, ge=0)

@@ -17,10 +17,10 @@ from grpclib.client import Channel
 from docservice._proto.document import DocumentServiceStub
 from docservice.app import App, create_app
 from docservice.settings import Settings
-from tests.servers import PostgresServer, RedisServer, free_port
+from tests.servers import MongoServer, PostgresServer, RedisServer, free_port
 
 # Every contract test runs against each of these; "+redis" puts the Redis cache in front.
-BACKENDS = ["sqlite", "postgres", "sqlite+redis", "postgres+redis"]
+BACKENDS = ["sqlite", "postgres", "mongo", "sqlite+redis", "postgres+redis"]
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +32,22 @@ def postgres_url() -> Iterator[str]:
         return
     server = PostgresServer()
     server.start()
+    try:
+        yield server.url
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def mongo_url() -> Iterator[str]:
+    """TEST_MONGO_URL if set, else `mongod` from PATH, else nx-27017 (see tests/servers.py)."""
+    url = os.environ.get("TEST_MONGO_URL")
+    if url:
+        yield url
+        return
+    server = MongoServer()
+    server.start()
+    print(f"\nMongo tests run against {server.kind} at {server.url}")
     try:
         yield server.url
     finally:
@@ -61,6 +77,9 @@ def backend_settings(
         url = f"sqlite+aiosqlite:///{tmp / 'docservice.db'}"
     elif backend == "postgres":
         url = request.getfixturevalue("postgres_url")
+    elif backend == "mongo":
+        url = ""
+        extra = {"mongo_url": request.getfixturevalue("mongo_url"), "mongo_db": tmp.name, **extra}
     else:
         raise ValueError(backend)
     values: dict[str, object] = {

@@ -9,11 +9,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["PostgresServer", "RedisServer", "free_port"]
+__all__ = ["MongoServer", "PostgresServer", "RedisServer", "free_port"]
 
 
 def free_port() -> int:
@@ -154,3 +155,78 @@ class RedisServer:
     def resume(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
+
+
+class MongoServer:
+    """A MongoDB-protocol server for the session, on 127.0.0.1.
+
+    A `mongod` binary on PATH if there is one, otherwise the nx-27017 wire-protocol server
+    (SQLite-backed; MongoDB itself is in no package registry this project's machines reach).
+    `kind` says which one ran.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="docservice-mongo-"))
+        self.process: subprocess.Popen[bytes] | None = None
+        mongod = shutil.which("mongod")
+        if mongod:
+            self.kind = "mongod"
+            self.command = [
+                mongod,
+                "--bind_ip",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dbpath",
+                str(self.root),
+                "--quiet",
+            ]
+        else:
+            nx = Path(sys.executable).with_name("nx-27017")
+            self.kind = "nx-27017"
+            self.command = [
+                str(nx),
+                "--host",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "--db",
+                str(self.root / "nx.db"),
+                "--log-file",
+                str(self.root / "log"),
+                "--pid-file",
+                str(self.root / "pid"),
+            ]
+
+    @property
+    def url(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.kind} did not start: {' '.join(self.command)}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)

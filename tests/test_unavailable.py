@@ -21,11 +21,15 @@ from docservice.settings import Settings
 from tests.servers import free_port
 
 
-@pytest.fixture(scope="module")
-async def stub_without_database() -> AsyncIterator[DocumentServiceStub]:
+@pytest.fixture(scope="module", params=["postgres", "mongo"])
+async def stub_without_database(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[DocumentServiceStub]:
+    nobody = f"127.0.0.1:{free_port()}"  # a port nothing listens on
     settings = Settings(
-        db_type="postgres",
-        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/postgres",
+        db_type=request.param,
+        database_url=f"postgresql+asyncpg://postgres@{nobody}/postgres",
+        mongo_url=f"mongodb://{nobody}",
         grpc_port=free_port(),
         migrate_on_start=False,
     )

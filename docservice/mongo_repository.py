@@ -1,0 +1,318 @@
+"""`MongoDocumentRepository`: documents and their history in MongoDB, with Beanie 2 on PyMongo's
+native asyncio client.
+
+Collections: `documents` holds the current state (`_id` = the UUID string, `version` an int);
+`document_versions` holds append-only snapshots (`_id` = "{id}:{version}", unique on
+(document_id, version)). Reading a document never loads its history.
+
+Write protocol, without multi-document transactions (a standalone mongod has none):
+
+1. Repair. A writer that read the document at version p first makes sure snapshot p exists,
+   inserting it from the state it read if a crash lost it (a duplicate key means it was there).
+2. Compare-and-set. ``update_one({_id, version: p}, {$set: new state, version: p + 1})``: of
+   concurrent writers exactly one matches; the others match nothing and retry from a fresh read.
+3. Append. The winner inserts snapshot p + 1, then acknowledges the write.
+
+Snapshots are only written for versions the document has reached, so none exists above the
+document's version. The document never moves past version n before snapshot n exists (step 1),
+so a crash between steps 2 and 3 loses nothing: the next writer, or a reader of the history that
+finds it short, writes the missing snapshot from the document itself, which is still at exactly
+that state. Version numbers are therefore contiguous, never duplicated, never lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from beanie import Document as BeanieDocument
+from beanie import SortDirection, init_beanie
+from pydantic import BaseModel, Field
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, ServerSelectionTimeoutError
+
+from docservice._proto.document import Document, DocumentStatus
+from docservice.documents import etag_for, parse_timestamp
+from docservice.repository import ListQuery, Page
+from docservice.retries import retry_transient
+
+__all__ = ["DocumentRecord", "MongoDocumentRepository", "VersionRecord"]
+
+# Server selection and connection timeouts short enough for the retry budget (< 2 s in all).
+TIMEOUT_MS = 400
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class _Content(BaseModel):
+    """The fields a document and each of its snapshots both have (timestamps as RFC 3339
+    strings, as on the wire: BSON dates would lose the microseconds)."""
+
+    version: int
+    title: str
+    content: str
+    status: int
+    author: str
+    tags: list[str]
+    category: str
+    comments: list[str]
+    created_at: str
+    updated_at: str
+    deleted_at: str | None = None
+    # updated_at in microseconds since the epoch: the list order and keyset position. (nx-27017,
+    # the test server, reads RFC 3339 strings as dates of one-second precision when comparing.)
+    updated_us: int
+    # Kept beside deleted_at for the live-documents filter: nx-27017 (the test server) counts
+    # and combines `{deleted_at: None}` wrongly.
+    is_deleted: bool = False
+
+
+class DocumentRecord(BeanieDocument, _Content):
+    id: str = Field(alias="_id")  # type: ignore[assignment]
+    request_id: str | None = None
+
+    class Settings:
+        name = "documents"
+        # nx-27017 (the test server) fails every insert into a collection with a compound
+        # index over _id, so the list order is indexed on updated_at alone; ties are rare.
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("updated_us", DESCENDING)]),
+            IndexModel([("author", ASCENDING), ("updated_us", DESCENDING)]),
+            IndexModel([("category", ASCENDING), ("updated_us", DESCENDING)]),
+            IndexModel([("status", ASCENDING), ("updated_us", DESCENDING)]),
+            IndexModel([("tags", ASCENDING), ("updated_us", DESCENDING)]),
+            IndexModel([("request_id", ASCENDING)], unique=True, sparse=True),
+        ]
+
+
+class VersionRecord(BeanieDocument, _Content):
+    id: str = Field(alias="_id")  # type: ignore[assignment]
+    document_id: str
+
+    class Settings:
+        name = "document_versions"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("document_id", ASCENDING), ("version", ASCENDING)], unique=True),
+        ]
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, ConnectionFailure | ServerSelectionTimeoutError)
+
+
+_retry = retry_transient(is_transient)
+
+
+class MongoDocumentRepository:
+    def __init__(self, url: str, database: str) -> None:
+        self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            url,
+            serverSelectionTimeoutMS=TIMEOUT_MS,
+            connectTimeoutMS=TIMEOUT_MS,
+            tz_aware=True,
+        )
+        self._database = database
+        self._ready = False
+
+    async def migrate(self) -> None:
+        """Register the models with Beanie and create the indexes."""
+        await self._init(skip_indexes=False)
+
+    @_retry
+    async def _init(self, *, skip_indexes: bool) -> None:
+        await init_beanie(
+            database=self._client[self._database],
+            document_models=[DocumentRecord, VersionRecord],
+            skip_indexes=skip_indexes,
+        )
+        self._ready = True
+
+    async def _ensure_ready(self) -> None:
+        if not self._ready:
+            await self._init(skip_indexes=True)
+
+    async def get(self, document_id: str, *, fresh: bool = False) -> Document | None:
+        await self._ensure_ready()
+        return await self._get(document_id)
+
+    @_retry
+    async def _get(self, document_id: str) -> Document | None:
+        record = await DocumentRecord.get(document_id)
+        return None if record is None else _document(record, document_id)
+
+    @_retry
+    async def get_by_request_id(self, request_id: str) -> Document | None:
+        await self._ensure_ready()
+        record = await DocumentRecord.find_one(DocumentRecord.request_id == request_id)
+        return None if record is None else _document(record, record.id)
+
+    async def create(self, document: Document, request_id: str) -> Document:
+        await self._ensure_ready()
+        record = DocumentRecord(
+            _id=document.id, request_id=request_id or None, **_content(document)
+        )
+        try:
+            await self._insert(record)
+        except DuplicateKeyError:
+            existing = await self.get_by_request_id(request_id) if request_id else None
+            if existing is None:
+                raise
+            return existing
+        await self._append(document)
+        return document
+
+    async def save(self, document: Document, previous: Document) -> bool:
+        await self._ensure_ready()
+        await self._append(previous)  # step 1: repair a snapshot a crash may have lost
+        if not await self._compare_and_set(document, previous.version):
+            return False
+        await self._append(document)
+        return True
+
+    @_retry
+    async def list_page(self, query: ListQuery) -> Page:
+        await self._ensure_ready()
+        conditions = _filters(query)
+        collection = DocumentRecord.get_pymongo_collection()
+        page_filter = dict(conditions)
+        if query.after is not None:
+            after_time, after_id = query.after
+            after_us = _microseconds(after_time)
+            page_filter["$or"] = [
+                {"updated_us": {"$lt": after_us}},
+                {"updated_us": after_us, "_id": {"$lt": after_id}},
+            ]
+        cursor = (
+            collection.find(page_filter)
+            .sort([("updated_us", DESCENDING), ("_id", DESCENDING)])
+            .skip(query.offset)
+            .limit(query.limit + 1)
+        )
+        rows = await cursor.to_list()
+        total = await collection.count_documents(conditions)
+        documents = [
+            _document(DocumentRecord.model_validate(row), row["_id"]) for row in rows[: query.limit]
+        ]
+        return Page(documents=documents, total_size=total, has_more=len(rows) > query.limit)
+
+    async def versions(self, document_id: str, after_version: int, limit: int) -> list[Document]:
+        await self._ensure_ready()
+        snapshots = await self._versions(document_id, after_version, limit)
+        if len(snapshots) < limit:  # the end of the history: is the newest snapshot missing?
+            current = await self._get(document_id)
+            newest = snapshots[-1].version if snapshots else after_version
+            if current is not None and current.version == newest + 1 and limit > 0:
+                await self._append(current)
+                snapshots.append(current)
+        return snapshots
+
+    @_retry
+    async def _versions(self, document_id: str, after_version: int, limit: int) -> list[Document]:
+        records = (
+            await VersionRecord.find(
+                VersionRecord.document_id == document_id,
+                VersionRecord.version > after_version,
+            )
+            .sort([("version", SortDirection.ASCENDING)])
+            .limit(limit)
+            .to_list()
+        )
+        return [_document(r, document_id) for r in records]
+
+    @_retry
+    async def version(self, document_id: str, version: int) -> Document | None:
+        await self._ensure_ready()
+        record = await VersionRecord.get(_version_id(document_id, version))
+        if record is not None:
+            return _document(record, document_id)
+        current = await self._get(document_id)  # the newest snapshot may await its repair
+        return current if current is not None and current.version == version else None
+
+    @_retry
+    async def ping(self) -> None:
+        await self._client.admin.command("ping")
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    @_retry
+    async def _insert(self, record: DocumentRecord) -> None:
+        await record.insert()
+
+    @_retry
+    async def _compare_and_set(self, document: Document, expected_version: int) -> bool:
+        result = await DocumentRecord.get_pymongo_collection().update_one(
+            {"_id": document.id, "version": expected_version},
+            {"$set": _content(document)},
+        )
+        return result.matched_count == 1
+
+    @_retry
+    async def _append(self, document: Document) -> None:
+        """Insert the snapshot of `document`; one already there (same content) is fine."""
+        with contextlib.suppress(DuplicateKeyError):
+            await VersionRecord(
+                _id=_version_id(document.id, document.version),
+                document_id=document.id,
+                **_content(document),
+            ).insert()
+
+
+def _microseconds(timestamp: str) -> int:
+    return (parse_timestamp(timestamp) - EPOCH) // timedelta(microseconds=1)
+
+
+def _version_id(document_id: str, version: int) -> str:
+    return f"{document_id}:{version}"
+
+
+def _filters(query: ListQuery) -> dict[str, Any]:
+    conditions: dict[str, Any] = {}
+    if not query.show_deleted:
+        conditions["is_deleted"] = False
+    if query.status is not None:
+        conditions["status"] = query.status
+    if query.author:
+        conditions["author"] = query.author
+    if query.category:
+        conditions["category"] = query.category
+    if query.tag:
+        conditions["tags"] = query.tag
+    return conditions
+
+
+def _content(document: Document) -> dict[str, Any]:
+    return {
+        "version": document.version,
+        "title": document.title,
+        "content": document.content,
+        "status": int(document.status),
+        "author": document.author,
+        "tags": list(document.tags),
+        "category": document.category,
+        "comments": list(document.comments),
+        "created_at": document.created_at,
+        "updated_at": document.updated_at,
+        "updated_us": _microseconds(document.updated_at),
+        "deleted_at": document.deleted_at or None,
+        "is_deleted": document.is_deleted,
+    }
+
+
+def _document(record: _Content, document_id: str) -> Document:
+    return Document(
+        id=document_id,
+        title=record.title,
+        content=record.content,
+        status=DocumentStatus(record.status),
+        author=record.author,
+        tags=list(record.tags),
+        category=record.category,
+        comments=list(record.comments),
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        is_deleted=record.is_deleted,
+        version=record.version,
+        etag=etag_for(document_id, record.version),
+        deleted_at=record.deleted_at or "",
+    )

@@ -1,0 +1,112 @@
+"""The MongoDB write protocol without transactions (see docservice/mongo_repository.py):
+concurrent writers produce contiguous versions, and a crash between the compare-and-set and the
+snapshot insert is repaired."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from docservice._proto.document import Document
+from docservice.documents import etag_for, format_timestamp, utc_now
+from docservice.mongo_repository import MongoDocumentRepository, VersionRecord
+
+WRITERS = 20
+
+
+@pytest.fixture
+async def repository(mongo_url: str) -> AsyncIterator[MongoDocumentRepository]:
+    repository = MongoDocumentRepository(mongo_url, f"protocol-{uuid.uuid4().hex[:8]}")
+    await repository.migrate()
+    try:
+        yield repository
+    finally:
+        await repository.close()
+
+
+async def _create(repository: MongoDocumentRepository) -> Document:
+    now = format_timestamp(utc_now())
+    document_id = str(uuid.uuid4())
+    document = Document(
+        id=document_id,
+        title="t",
+        author="a",
+        created_at=now,
+        updated_at=now,
+        version=1,
+        etag=etag_for(document_id, 1),
+    )
+    return await repository.create(document, "")
+
+
+def _next(current: Document, content: str) -> Document:
+    version = current.version + 1
+    return dataclasses.replace(
+        current,
+        content=content,
+        version=version,
+        updated_at=format_timestamp(utc_now()),
+        etag=etag_for(current.id, version),
+    )
+
+
+async def _stored_versions(document_id: str) -> list[int]:
+    records = await VersionRecord.find(VersionRecord.document_id == document_id).to_list()
+    return sorted(r.version for r in records)
+
+
+async def test_concurrent_writers_get_contiguous_versions_and_none_is_lost(
+    repository: MongoDocumentRepository,
+) -> None:
+    document = await _create(repository)
+    lost_races = 0
+
+    async def writer(index: int) -> int:
+        nonlocal lost_races
+        for _ in range(10 * WRITERS):  # each lost race means another writer made progress
+            current = await repository.get(document.id, fresh=True)
+            assert current is not None
+            changed = _next(current, f"writer {index}")
+            if await repository.save(changed, current):
+                return changed.version
+            lost_races += 1
+        raise AssertionError("writer starved")
+
+    won = await asyncio.gather(*(writer(i) for i in range(WRITERS)))
+    assert sorted(won) == list(range(2, WRITERS + 2))
+    assert await _stored_versions(document.id) == list(range(1, WRITERS + 2))
+    history = await repository.versions(document.id, 0, 1000)
+    assert sorted(d.content for d in history[1:]) == sorted(f"writer {i}" for i in range(WRITERS))
+    assert lost_races > 0  # the writers really raced
+
+
+async def test_crash_between_compare_and_set_and_snapshot_is_repaired(
+    repository: MongoDocumentRepository,
+) -> None:
+    document = await _create(repository)
+    crashed = _next(document, "written, then the process died")
+    assert await repository._compare_and_set(crashed, document.version)  # step 2 only
+    assert await _stored_versions(document.id) == [1]
+
+    # A reader of the history sees the newest version anyway, and writes it down.
+    history = await repository.versions(document.id, 0, 1000)
+    assert [d.version for d in history] == [1, 2]
+    assert history[-1].content == crashed.content
+    assert await repository.version(document.id, 2) == history[-1]
+    assert await _stored_versions(document.id) == [1, 2]
+
+    # A crash again; this time the next writer repairs it before moving on.
+    current = await repository.get(document.id, fresh=True)
+    assert current is not None
+    again = _next(current, "crashed again")
+    assert await repository._compare_and_set(again, current.version)
+    latest = await repository.get(document.id, fresh=True)
+    assert latest is not None
+    assert await repository.save(_next(latest, "next writer"), latest)
+    assert await _stored_versions(document.id) == [1, 2, 3, 4]
+    contents = [d.content for d in await repository.versions(document.id, 0, 1000)]
+    assert contents == ["", crashed.content, "crashed again", "next writer"]
