@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 
 from pydantic import ValidationError
 
 from docservice.app import serve
 from docservice.settings import Settings
+from docservice.telemetry import configure_logging
 
 
 def main() -> None:
@@ -17,11 +17,7 @@ def main() -> None:
         settings = Settings()
     except ValidationError as exc:
         sys.exit(f"docservice: invalid settings:\n{exc}")
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
+    configure_logging(settings.log_level, settings.log_format)
     asyncio.run(serve(settings))
 
 

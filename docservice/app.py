@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
+import ssl
 from dataclasses import dataclass
 
+from grpclib.config import Configuration
+
+from docservice.auth import Authenticator
+from docservice.codec import LimitedCodec
 from docservice.grpc_server import ClosingServer
+from docservice.health import DatabaseWatch, reflection_services
 from docservice.in_flight import InFlight
 from docservice.repository import DocumentRepository
 from docservice.service import DocumentService
 from docservice.servicer import DocumentServicer
 from docservice.settings import DbType, Settings
+from docservice.telemetry import Telemetry
 
 __all__ = ["App", "create_app", "make_repository", "serve"]
 
@@ -54,20 +62,46 @@ def make_repository(settings: Settings) -> DocumentRepository:
     )
 
 
+def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """TLS for the server when TLS_CERT_FILE/TLS_KEY_FILE are set; client certificates are
+    required when TLS_CLIENT_CA_FILE is set too."""
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.tls_cert_file, settings.tls_key_file)
+    if settings.tls_client_ca_file is not None:
+        context.load_verify_locations(settings.tls_client_ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    context.set_alpn_protocols(["h2"])
+    return context
+
+
 @dataclass
 class App:
     settings: Settings
     repository: DocumentRepository
     server: ClosingServer
     in_flight: InFlight
+    telemetry: Telemetry
+    watch: DatabaseWatch
 
     async def start(self) -> None:
-        await self.server.start(self.settings.grpc_host, self.settings.grpc_port)
+        settings = self.settings
+        await self.watch.check()  # know the health status before the first call
+        self.watch.start()
+        if settings.metrics_port is not None:
+            self.telemetry.serve_metrics(settings.metrics_host, settings.metrics_port)
+        await self.server.start(
+            settings.grpc_host, settings.grpc_port, ssl=server_ssl_context(settings)
+        )
         log.info(
-            "serving document.DocumentService on %s:%d (%s)",
-            self.settings.grpc_host,
-            self.settings.grpc_port,
-            self.settings.db_type.value,
+            "serving document.DocumentService on %s:%d (%s%s%s%s)",
+            settings.grpc_host,
+            settings.grpc_port,
+            settings.db_type.value,
+            " + redis" if settings.redis_url else "",
+            ", tls" if settings.tls_cert_file else "",
+            ", jwt auth" if settings.auth_enabled else "",
         )
 
     async def stop(self) -> None:
@@ -79,6 +113,8 @@ class App:
             )
         self.server.close()
         await self.server.wait_closed()
+        await self.watch.stop()
+        self.telemetry.close()
         await self.repository.close()
 
 
@@ -88,8 +124,28 @@ async def create_app(settings: Settings) -> App:
     if settings.migrate_on_start:
         await repository.migrate()
     in_flight = InFlight()
-    servicer = DocumentServicer(DocumentService(repository, settings), in_flight)
-    return App(settings, repository, ClosingServer([servicer]), in_flight)
+    stats = getattr(repository, "stats", None)
+    telemetry = Telemetry(
+        lambda: in_flight.count,
+        cache_stats=(lambda: dataclasses.asdict(stats)) if stats is not None else None,
+    )
+    servicer = DocumentServicer(DocumentService(repository, settings), in_flight, telemetry)
+    watch = DatabaseWatch(repository, settings.health_check_interval_seconds)
+    services = [servicer, watch.health_service(servicer)]
+    server = ClosingServer(
+        [*services, *reflection_services(services)],
+        codec=LimitedCodec(settings.max_message_bytes),
+        # Pings keep idle connections open through load balancers and find dead peers.
+        config=Configuration(
+            _keepalive_time=settings.keepalive_seconds,
+            _keepalive_timeout=20.0,
+            _keepalive_permit_without_calls=True,
+        ),
+    )
+    telemetry.attach(server)
+    if settings.auth_enabled:
+        Authenticator(settings).attach(server, on_reject=telemetry.rejected)
+    return App(settings, repository, server, in_flight, telemetry, watch)
 
 
 async def serve(settings: Settings) -> None:

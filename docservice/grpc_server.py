@@ -6,6 +6,9 @@ import weakref
 from collections.abc import Collection
 from typing import Any
 
+from grpclib.config import Configuration
+from grpclib.encoding.base import CodecBase
+from grpclib.encoding.proto import ProtoStatusDetailsCodec
 from grpclib.protocol import H2Protocol
 from grpclib.server import Server
 
@@ -19,8 +22,12 @@ class ClosingServer(Server):
     open, so idle clients would keep talking to a server that no longer answers.
     """
 
-    def __init__(self, handlers: Collection[Any]) -> None:
-        super().__init__(handlers)
+    def __init__(
+        self, handlers: Collection[Any], *, codec: CodecBase, config: Configuration
+    ) -> None:
+        super().__init__(
+            handlers, codec=codec, status_details_codec=ProtoStatusDetailsCodec(), config=config
+        )
         self._protocols: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
 
     def _protocol_factory(self) -> H2Protocol:

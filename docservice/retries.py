@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     RetryError,
     retry_if_exception,
     stop_after_attempt,
@@ -18,7 +20,7 @@ from tenacity import (
 
 from docservice.errors import Unavailable
 
-__all__ = ["retry_transient"]
+__all__ = ["retry_transient", "stats"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -26,6 +28,19 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = 3
 BUDGET_SECONDS = 1.5
+
+
+@dataclass
+class RetryStats:
+    retries: int = 0
+    unavailable: int = 0
+
+
+stats = RetryStats()  # process-wide, exported as metrics
+
+
+def _count_retry(_state: RetryCallState) -> None:
+    stats.retries += 1
 
 
 def retry_transient(
@@ -47,11 +62,13 @@ def retry_transient(
                 retry=retry_if_exception(is_transient),
                 stop=stop_after_attempt(ATTEMPTS) | stop_after_delay(BUDGET_SECONDS),
                 wait=wait_exponential(multiplier=0.05, max=0.5),
+                before_sleep=_count_retry,
             )
             try:
                 return await retrying(func, *args, **kwargs)
             except RetryError as exc:
                 cause = exc.last_attempt.exception()
+                stats.unavailable += 1
                 log.warning("storage unavailable after %d attempts: %r", ATTEMPTS, cause)
                 raise Unavailable("the document store is unavailable, try again later") from cause
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["DbType", "Settings"]
 
@@ -32,7 +33,26 @@ class Settings(BaseSettings):
     mongo_db: str = Field("docservice", min_length=1)
     migrate_on_start: bool = True
     log_level: str = Field("INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    log_format: Literal["text", "json"] = "text"
     shutdown_grace_seconds: float = Field(10.0, ge=0)
+
+    # Operations.
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    keepalive_seconds: float = Field(60.0, gt=0)
+    health_check_interval_seconds: float = Field(5.0, gt=0)
+
+    # Security: each is off until its setting is given.
+    auth_jwt_secret: SecretStr | None = None
+    auth_jwt_public_key_file: Path | None = None
+    auth_jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    auth_jwt_audience: str | None = None
+    auth_jwt_issuer: str | None = None
+    auth_public_methods: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
 
     redis_url: str = ""
     cache_ttl_seconds: int = Field(300, ge=1)
@@ -51,6 +71,35 @@ class Settings(BaseSettings):
     default_page_size: int = Field(20, ge=1)
     max_page_size: int = Field(100, ge=1)
     max_versions_page: int = Field(1000, ge=1)
+
+    @field_validator("auth_jwt_algorithms", "auth_public_methods", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth_jwt_secret is not None or self.auth_jwt_public_key_file is not None
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Settings:
+        if self.auth_jwt_secret is not None and self.auth_jwt_public_key_file is not None:
+            raise ValueError("set AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY_FILE, not both")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TLS_CERT_FILE and TLS_KEY_FILE go together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("TLS_CLIENT_CA_FILE needs TLS_CERT_FILE and TLS_KEY_FILE")
+        for path in (
+            self.auth_jwt_public_key_file,
+            self.tls_cert_file,
+            self.tls_key_file,
+            self.tls_client_ca_file,
+        ):
+            if path is not None and not path.is_file():
+                raise ValueError(f"no such file: {path}")
+        return self
 
     @model_validator(mode="after")
     def _check_database_url(self) -> Settings:

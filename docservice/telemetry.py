@@ -1,0 +1,188 @@
+"""Logs and metrics: one log line and one metrics sample per call, tagged with its request id.
+
+The request id comes from the caller's `x-request-id` metadata or is generated; it is kept in a
+context variable for the call's task, added to every log record, and sent back in the response
+metadata. Metrics use prometheus-client with a registry of their own per app; the cache and
+storage counters are read at scrape time, so the hot path only counts calls.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from grpclib.const import Status
+from grpclib.events import RecvRequest, SendInitialMetadata, SendTrailingMetadata, listen
+from grpclib.server import Server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from docservice import retries
+
+__all__ = ["Telemetry", "configure_logging", "request_id"]
+
+REQUEST_ID_HEADER = "x-request-id"
+MAX_REQUEST_ID_LENGTH = 128
+_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+log = logging.getLogger("docservice.calls")
+
+
+def request_id() -> str:
+    """The id of the call this task serves ("-" outside calls)."""
+    return _request_id.get()
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = _request_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id and any extras."""
+
+    _standard = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update((k, v) for k, v in record.__dict__.items() if k not in self._standard)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_RequestIdFilter())
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
+
+
+class _StatsCollector(Collector):
+    """Reads counters kept elsewhere (cache, storage retries) when Prometheus scrapes."""
+
+    def __init__(self, cache_stats: Callable[[], dict[str, int]] | None) -> None:
+        self._cache_stats = cache_stats
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        storage = CounterMetricFamily(
+            "docservice_storage_events",
+            "Storage faults: retries and calls given up",
+            labels=["event"],
+        )
+        storage.add_metric(["retry"], retries.stats.retries)
+        storage.add_metric(["unavailable"], retries.stats.unavailable)
+        yield storage
+        if self._cache_stats is not None:
+            cache = CounterMetricFamily(
+                "docservice_cache_events", "Cache lookups by outcome", labels=["event"]
+            )
+            for event, value in self._cache_stats().items():
+                cache.add_metric([event], value)
+            yield cache
+
+
+class Telemetry:
+    def __init__(
+        self,
+        in_flight: Callable[[], int],
+        cache_stats: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
+        self.registry = CollectorRegistry()
+        self._calls = Counter(
+            "docservice_calls",
+            "Calls by method and status",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "docservice_call_duration_seconds",
+            "Call latency by method and status",
+            ["method", "code"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        Gauge(
+            "docservice_in_flight_calls", "Calls being served", registry=self.registry
+        ).set_function(in_flight)
+        self.registry.register(_StatsCollector(cache_stats))
+        self._http: Any = None
+
+    def serve_metrics(self, host: str, port: int) -> None:
+        self._http, _ = start_http_server(port, addr=host, registry=self.registry)
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+
+    def attach(self, server: Server) -> None:
+        """Take the request id from each call's metadata and return it with the response."""
+
+        async def on_request(event: RecvRequest) -> None:
+            given = event.metadata.get(REQUEST_ID_HEADER)
+            if isinstance(given, str) and 0 < len(given) <= MAX_REQUEST_ID_LENGTH:
+                _request_id.set(given)
+            else:
+                _request_id.set(uuid.uuid4().hex)
+
+        async def on_metadata(event: SendInitialMetadata | SendTrailingMetadata) -> None:
+            event.metadata[REQUEST_ID_HEADER] = _request_id.get()
+
+        listen(server, RecvRequest, on_request)
+        listen(server, SendInitialMetadata, on_metadata)
+        listen(server, SendTrailingMetadata, on_metadata)
+
+    @contextmanager
+    def call(self, method: str) -> Iterator[None]:
+        """Log and count one call of `method`, whatever way it ends."""
+        started = time.perf_counter()
+        status = Status.OK
+        try:
+            yield
+        except BaseException as exc:
+            status = getattr(exc, "status", None) or Status.CANCELLED
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            self.finished(method, status, elapsed)
+
+    def rejected(self, method: str, status: Status) -> None:
+        """A call refused before it started (authentication)."""
+        self.finished(method, status, 0.0)
+
+    def finished(self, method: str, status: Status, elapsed: float) -> None:
+        self._calls.labels(method, status.name).inc()
+        self._latency.labels(method, status.name).observe(elapsed)
+        log.info(
+            "%s %s %.1f ms",
+            method,
+            status.name,
+            elapsed * 1000,
+            extra={
+                "method": method,
+                "status": status.name,
+                "duration_ms": round(elapsed * 1000, 3),
+            },
+        )
