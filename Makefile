@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 PROTO_OUT := docservice/_proto
 PROTO_OPTS := client_generation=async,server_generation=async,google_protobuf_descriptors
 
-.PHONY: install run test proto migrate lint fmt clean bench
+.PHONY: install run test proto migrate lint fmt clean bench up down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,3 +46,10 @@ clean:
 # Side-by-side benchmarks (no timed assertions live in the tests).
 bench: $(STAMP)
 	$(BIN)/python -m bench.cache_bench
+
+# The whole stack in containers (needs a Docker engine).
+up:
+	docker compose up --build -d
+
+down:
+	docker compose down

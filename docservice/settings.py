@@ -23,7 +23,10 @@ class DbType(StrEnum):
 class Settings(BaseSettings):
     """Every knob of the service; each field is read from the env var of the same name."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    # Empty values count as unset, so that a copy of .env.example works as it is.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(50051, ge=0, le=65535)
