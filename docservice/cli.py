@@ -1,0 +1,464 @@
+"""The `docservice` command: run the server, or call a running one from the shell.
+
+Client commands share the connection and output options (--target, --token, --tls, --ca-file,
+--timeout, --json), accepted after the command name. gRPC errors print one line on stderr,
+`error: STATUS: message`, and exit with 1; usage errors exit with 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import json
+import os
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Concatenate, NoReturn, ParamSpec, TypeVar
+
+import typer
+from grpclib.client import Channel
+from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
+from grpclib.health.v1.health_grpc import HealthStub
+from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
+
+from docservice._proto.document import (
+    CreateDocumentRequest,
+    DeleteDocumentRequest,
+    Document,
+    DocumentServiceStub,
+    DocumentStatus,
+    GetDocumentRequest,
+    GetDocumentVersionsRequest,
+    ListDocumentsRequest,
+    RestoreDocumentRequest,
+    RevertDocumentRequest,
+    UpdateDocumentRequest,
+)
+from docservice._proto.google.protobuf import FieldMask
+from docservice.cli_output import (
+    console,
+    document_panel,
+    documents_table,
+    print_json,
+    versions_table,
+)
+
+__all__ = ["app", "main"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+app = typer.Typer(
+    name="docservice",
+    help="Documents with full version history over gRPC: run the server or call it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+# --- shared connection and output options ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    target: str
+    token: str
+    tls: bool
+    ca_file: Path | None
+    timeout: float
+    json: bool
+
+    def __post_init__(self) -> None:
+        host, _, port = self.target.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise typer.BadParameter(
+                f"expected HOST:PORT, got {self.target!r}", param_hint="'--target'"
+            )
+
+    def channel(self) -> Channel:
+        host, _, port = self.target.rpartition(":")
+        context = None
+        if self.tls or self.ca_file:
+            context = ssl.create_default_context(cafile=self.ca_file)
+            context.set_alpn_protocols(["h2"])
+        return Channel(host.removeprefix("[").removesuffix("]"), int(port), ssl=context)
+
+    @property
+    def call_options(self) -> dict[str, Any]:
+        metadata = [("authorization", f"Bearer {self.token}")] if self.token else None
+        return {"timeout": self.timeout or None, "metadata": metadata}
+
+
+def _shared(name: str, kind: Any, default: object, *decls: str, **option: Any) -> inspect.Parameter:
+    """A keyword-only parameter that typer turns into an option of the shared help panel."""
+    info = typer.Option(*decls, rich_help_panel="Connection and output", **option)
+    annotation = Annotated[kind, info]
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
+    )
+
+
+_SHARED_OPTIONS = [
+    _shared(
+        "target",
+        str,
+        DEFAULT_TARGET,
+        envvar="DOCSERVICE_TARGET",
+        metavar="<host:port>",
+        help="Server address.",
+    ),
+    _shared(
+        "token",
+        str,
+        "",
+        envvar="DOCSERVICE_TOKEN",
+        show_default=False,
+        help="Bearer token sent as `authorization` metadata.",
+    ),
+    _shared("tls", bool, False, "--tls", help="Connect with TLS."),
+    _shared(
+        "ca_file",
+        Path | None,
+        None,
+        exists=True,
+        dir_okay=False,
+        help="CA bundle to verify the server with (implies --tls).",
+    ),
+    _shared("timeout", float, 10.0, min=0, help="Seconds to wait for an answer (0: no limit)."),
+    _shared("json", bool, False, "--json", help="Print the response as JSON."),
+]
+
+
+def client_command(fn: Callable[Concatenate[ClientOptions, P], None]) -> Callable[..., None]:
+    """Add the shared options to a command (typer reads them from the signature)."""
+    signature = inspect.signature(fn, eval_str=True)
+    own = list(signature.parameters.values())[1:]
+
+    @functools.wraps(fn)
+    def command(*args: Any, **kwargs: Any) -> None:
+        shared = {option.name: kwargs.pop(option.name) for option in _SHARED_OPTIONS}
+        fn(ClientOptions(**shared), *args, **kwargs)
+
+    command.__signature__ = signature.replace(parameters=[*own, *_SHARED_OPTIONS])  # type: ignore[attr-defined]
+    return command
+
+
+# --- calling the server ------------------------------------------------------------------
+
+
+def _fail(status: str, message: str) -> NoReturn:
+    typer.echo(f"error: {status}: {message}" if message else f"error: {status}", err=True)
+    raise typer.Exit(1)
+
+
+def _run(opts: ClientOptions, call: Callable[[Channel], Awaitable[T]]) -> T:
+    """One call on a fresh channel; failures become one `error: ...` line and exit code 1."""
+
+    async def run() -> T:
+        channel = opts.channel()
+        try:
+            return await call(channel)
+        finally:
+            channel.close()
+
+    target = opts.target
+    try:
+        return asyncio.run(run())
+    except GRPCError as exc:
+        _fail(exc.status.name, exc.message or "")
+    except TimeoutError:
+        _fail("DEADLINE_EXCEEDED", f"no answer from {target} within {opts.timeout:g} s")
+    except ssl.SSLCertVerificationError as exc:
+        _fail("UNAVAILABLE", f"TLS: cannot verify {target}: {exc.verify_message}")
+    except ssl.SSLError as exc:
+        _fail("UNAVAILABLE", f"TLS handshake with {target} failed: {exc.reason or exc}")
+    except OSError as exc:
+        # errno > 0: a socket error; resolver (gaierror) codes are negative
+        reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror
+        _fail("UNAVAILABLE", f"cannot connect to {target} ({reason or exc})")
+    except (StreamTerminatedError, ProtocolError) as exc:
+        _fail("UNAVAILABLE", f"connection to {target} failed: {exc}")
+
+
+def _docs(opts: ClientOptions, call: Callable[[DocumentServiceStub], Awaitable[T]]) -> T:
+    return _run(opts, lambda channel: call(DocumentServiceStub(channel, **opts.call_options)))
+
+
+def _show(opts: ClientOptions, document: Document | None) -> None:
+    document = document or Document()
+    if opts.json:
+        print_json(document)
+    else:
+        console.print(document_panel(document))
+
+
+# --- document fields ---------------------------------------------------------------------
+
+
+class Status(StrEnum):
+    draft = "draft"
+    published = "published"
+    archived = "archived"
+
+    def proto(self) -> DocumentStatus:
+        return DocumentStatus[self.name.upper()]
+
+
+DocumentId = Annotated[str, typer.Argument(metavar="ID", show_default=False)]
+Etag = Annotated[
+    str, typer.Option(help="Only write while the document still has this etag.", show_default=False)
+]
+Title = Annotated[str | None, typer.Option(help="Title.")]
+Author = Annotated[str | None, typer.Option(help="Author.")]
+Content = Annotated[str | None, typer.Option(help="Content text.")]
+ContentFile = Annotated[
+    typer.FileText | None,
+    typer.Option(
+        encoding="utf-8", metavar="<path>", help="Read the content from a file ('-': stdin)."
+    ),
+]
+StatusOption = Annotated[Status | None, typer.Option(help="Status.")]
+Tags = Annotated[
+    list[str] | None, typer.Option("--tag", metavar="<tag>", help="A tag (repeat for more).")
+]
+Category = Annotated[str | None, typer.Option(help="Category.")]
+Comments = Annotated[
+    list[str] | None,
+    typer.Option("--comment", metavar="<text>", help="A comment (repeat for more)."),
+]
+PageSize = Annotated[int, typer.Option(min=0, help="Items per page (0: the server's default).")]
+PageToken = Annotated[
+    str, typer.Option(help="next_page_token of the previous page.", show_default=False)
+]
+
+
+def _content(content: str | None, content_file: typer.FileText | None) -> str | None:
+    if content is not None and content_file is not None:
+        raise typer.BadParameter("give --content or --content-file, not both")
+    return content_file.read() if content_file is not None else content
+
+
+def _exclusive(value: object, clear: bool, option: str, clear_option: str) -> None:
+    if value and clear:
+        raise typer.BadParameter(f"give {option} or {clear_option}, not both")
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+@app.command()
+def serve() -> None:
+    """Run the gRPC server (settings from the environment), like `python -m docservice`."""
+    from docservice.__main__ import main as run_server
+
+    run_server()
+
+
+@app.command()
+@client_command
+def get(opts: ClientOptions, document_id: DocumentId) -> None:
+    """Show a document."""
+    response = _docs(opts, lambda docs: docs.get_document(GetDocumentRequest(id=document_id)))
+    _show(opts, response.document)
+
+
+@app.command()
+@client_command
+def create(
+    opts: ClientOptions,
+    title: Annotated[str, typer.Option(help="Title.", show_default=False)],
+    author: Annotated[str, typer.Option(help="Author.", show_default=False)],
+    content: Content = None,
+    content_file: ContentFile = None,
+    status: Annotated[Status, typer.Option(help="Status.")] = Status.draft,
+    tag: Tags = None,
+    category: Annotated[str, typer.Option(help="Category.")] = "",
+    comment: Comments = None,
+    request_id: Annotated[
+        str, typer.Option(help="Idempotency key: a retry returns the first document.")
+    ] = "",
+) -> None:
+    """Create a document (version 1)."""
+    request = CreateDocumentRequest(
+        title=title,
+        author=author,
+        content=_content(content, content_file) or "",
+        status=status.proto(),
+        tags=tag or [],
+        category=category,
+        comments=comment or [],
+        request_id=request_id,
+    )
+    _show(opts, _docs(opts, lambda docs: docs.create_document(request)))
+
+
+@app.command()
+@client_command
+def update(
+    opts: ClientOptions,
+    document_id: DocumentId,
+    title: Title = None,
+    author: Author = None,
+    content: Content = None,
+    content_file: ContentFile = None,
+    status: StatusOption = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", metavar="<tag>", help="Replace the tags (repeat).")
+    ] = None,
+    clear_tags: Annotated[bool, typer.Option("--clear-tags", help="Remove all tags.")] = False,
+    category: Category = None,
+    clear_category: Annotated[
+        bool, typer.Option("--clear-category", help="Remove the category.")
+    ] = False,
+    comment: Annotated[
+        list[str] | None,
+        typer.Option("--comment", metavar="<text>", help="Replace the comments (repeat)."),
+    ] = None,
+    clear_comments: Annotated[
+        bool, typer.Option("--clear-comments", help="Remove all comments.")
+    ] = False,
+    etag: Etag = "",
+) -> None:
+    """Change exactly the fields given (a new version); --clear-* empties a field."""
+    _exclusive(tag, clear_tags, "--tag", "--clear-tags")
+    _exclusive(category, clear_category, "--category", "--clear-category")
+    _exclusive(comment, clear_comments, "--comment", "--clear-comments")
+    new_content = _content(content, content_file)
+    changes: dict[str, object] = {
+        "title": title,
+        "author": author,
+        "content": new_content,
+        "status": status.proto() if status else None,
+        "tags": [] if clear_tags else tag or None,
+        "category": "" if clear_category else category,
+        "comments": [] if clear_comments else comment or None,
+    }
+    changes = {path: value for path, value in changes.items() if value is not None}
+    if not changes:
+        raise typer.BadParameter("nothing to update: give at least one field option")
+    request = UpdateDocumentRequest(
+        id=document_id, update_mask=FieldMask(paths=list(changes)), etag=etag
+    )
+    for path, value in changes.items():
+        setattr(request, path, value)
+    response = _docs(opts, lambda docs: docs.update_document(request))
+    _show(opts, response.document)
+
+
+@app.command()
+@client_command
+def delete(opts: ClientOptions, document_id: DocumentId, etag: Etag = "") -> None:
+    """Soft-delete a document (restore brings it back)."""
+    request = DeleteDocumentRequest(id=document_id, etag=etag)
+    response = _docs(opts, lambda docs: docs.delete_document(request))
+    if opts.json:
+        print_json(response)
+    else:
+        console.print(f"deleted {document_id}")
+
+
+@app.command()
+@client_command
+def restore(opts: ClientOptions, document_id: DocumentId, etag: Etag = "") -> None:
+    """Make a deleted document live again."""
+    request = RestoreDocumentRequest(id=document_id, etag=etag)
+    _show(opts, _docs(opts, lambda docs: docs.restore_document(request)))
+
+
+@app.command("list")
+@client_command
+def list_documents(
+    opts: ClientOptions,
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
+    status: StatusOption = None,
+    author: Annotated[str, typer.Option(help="Only this author's documents.")] = "",
+    tag: Annotated[str, typer.Option(help="Only documents with this tag.")] = "",
+    category: Annotated[str, typer.Option(help="Only documents in this category.")] = "",
+    show_deleted: Annotated[
+        bool, typer.Option("--show-deleted", help="Include deleted ones.")
+    ] = False,
+) -> None:
+    """List documents, most recently updated first."""
+    request = ListDocumentsRequest(
+        page_size=page_size,
+        page_token=page_token,
+        status=status.proto() if status else None,
+        author=author,
+        tag=tag,
+        category=category,
+        show_deleted=show_deleted,
+    )
+    response = _docs(opts, lambda docs: docs.list_documents(request))
+    if opts.json:
+        print_json(response)
+        return
+    console.print(documents_table(response.documents, wide=console.width >= 120))
+    console.print(f"{len(response.documents)} shown, {response.total_size} in total")
+    if response.next_page_token:
+        console.print(f"next page: --page-token {response.next_page_token}", soft_wrap=True)
+
+
+@app.command()
+@client_command
+def history(
+    opts: ClientOptions,
+    document_id: DocumentId,
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
+) -> None:
+    """List a document's versions, oldest first."""
+    request = GetDocumentVersionsRequest(id=document_id, page_size=page_size, page_token=page_token)
+    response = _docs(opts, lambda docs: docs.get_document_versions(request))
+    if opts.json:
+        print_json(response)
+        return
+    console.print(versions_table(response.versions))
+    if response.next_page_token:
+        console.print(f"next page: --page-token {response.next_page_token}", soft_wrap=True)
+
+
+@app.command()
+@client_command
+def revert(
+    opts: ClientOptions,
+    document_id: DocumentId,
+    version: Annotated[int, typer.Argument(min=1, help="The version to go back to.")],
+    etag: Etag = "",
+) -> None:
+    """Append a new version equal to an older one."""
+    request = RevertDocumentRequest(id=document_id, version=version, etag=etag)
+    _show(opts, _docs(opts, lambda docs: docs.revert_document(request)))
+
+
+@app.command()
+@client_command
+def health(
+    opts: ClientOptions,
+    service: Annotated[str, typer.Option(help="Service name ('': the whole server).")] = "",
+) -> None:
+    """Ask grpc.health.v1.Health; exit 0 only when SERVING."""
+    request = HealthCheckRequest(service=service)
+    response = _run(opts, lambda channel: HealthStub(channel).Check(request, **opts.call_options))
+    status = HealthCheckResponse.ServingStatus.Name(response.status)
+    if opts.json:
+        typer.echo(json.dumps({"status": status}))
+    else:
+        console.print(status)
+    if response.status != HealthCheckResponse.SERVING:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

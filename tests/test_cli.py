@@ -1,0 +1,158 @@
+"""The `docservice` command end to end: real subprocesses against a live server (SQLite)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.servers import free_port
+
+START_TIMEOUT = 30.0
+CALL_TIMEOUT = 20.0
+
+
+def _env(**extra: str) -> dict[str, str]:
+    prefixes = ("DB_", "DATABASE_", "GRPC_", "REDIS_", "DOCSERVICE_", "COLUMNS")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """HOST:PORT of a `python -m docservice` process on a fresh SQLite file."""
+    tmp = tmp_path_factory.mktemp("cli")
+    port = free_port()
+    env = _env(
+        DB_TYPE="sqlite",
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'db.sqlite'}",
+        GRPC_PORT=str(port),
+    )
+    with (tmp / "server.log").open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "docservice"], cwd=tmp, env=env, stdout=log, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert server.poll() is None, (tmp / "server.log").read_text()
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+def cli(target: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "docservice.cli", *args],
+        env=_env(DOCSERVICE_TARGET=target),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=CALL_TIMEOUT,
+    )
+
+
+def ok_json(target: str, *args: str, stdin: str = "") -> Any:
+    result = cli(target, *args, "--json", stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def failure(target: str, *args: str) -> str:
+    result = cli(target, *args)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    return result.stderr
+
+
+@pytest.fixture(scope="module")
+def author() -> str:
+    return f"cli-{uuid.uuid4().hex[:8]}"
+
+
+def test_create_get_update_and_history(target: str, author: str) -> None:
+    fields = "--tag a --tag b --category notes --content hello --status published"
+    doc = ok_json(target, "create", "--title", "Field notes", "--author", author, *fields.split())
+    assert (doc["title"], doc["tags"], doc["status"]) == ("Field notes", ["a", "b"], "PUBLISHED")
+    assert doc["version"] == "1"  # int64 is a string in proto3 JSON
+
+    shown = cli(target, "get", doc["id"])
+    assert shown.returncode == 0 and "Field notes" in shown.stdout and doc["id"] in shown.stdout
+    assert ok_json(target, "get", doc["id"]) == doc
+
+    updated = ok_json(target, "update", doc["id"], "--title", "Notes", "--clear-tags")
+    assert (updated["title"], updated["tags"], updated["version"]) == ("Notes", [], "2")
+    assert (updated["category"], updated["content"]) == ("notes", "hello")  # not in the mask
+
+    stale = failure(target, "update", doc["id"], "--title", "x", "--etag", doc["etag"])
+    assert stale.startswith("error: FAILED_PRECONDITION: ")
+
+    reverted = ok_json(target, "revert", doc["id"], "1", "--etag", updated["etag"])
+    assert (reverted["title"], reverted["tags"]) == ("Field notes", ["a", "b"])
+    assert reverted["version"] == "3"
+
+    versions = ok_json(target, "history", doc["id"])["versions"]
+    assert [v["version"] for v in versions] == ["1", "2", "3"]
+    table = cli(target, "history", doc["id"])
+    assert table.returncode == 0 and "Notes" in table.stdout
+
+
+def test_content_from_stdin_delete_and_restore(target: str, author: str) -> None:
+    text = "line one\nline two ünïcode\n"
+    doc = ok_json(
+        target, "create", "--title", "Piped", "--author", author, "--content-file", "-", stdin=text
+    )
+    assert doc["content"] == text
+
+    deleted = cli(target, "delete", doc["id"], "--etag", doc["etag"])
+    assert deleted.returncode == 0, deleted.stderr
+    gone = failure(target, "get", doc["id"])
+    assert gone.startswith("error: NOT_FOUND: ") and doc["id"] in gone
+
+    restored = ok_json(target, "restore", doc["id"])
+    assert (restored["isDeleted"], restored["version"]) == (False, "3")
+
+
+def test_list_filters_and_pages(target: str) -> None:
+    author = f"lister-{uuid.uuid4().hex[:8]}"
+    for title in ("one", "two", "three"):
+        assert cli(target, "create", "--title", title, "--author", author).returncode == 0
+    page = ["list", "--author", author, "--page-size", "2"]
+    first = ok_json(target, *page)
+    assert [d["title"] for d in first["documents"]] == ["three", "two"]
+    assert first["totalSize"] == 3 and first["nextPageToken"]
+    rest = ok_json(target, *page, "--page-token", first["nextPageToken"])
+    assert [d["title"] for d in rest["documents"]] == ["one"] and rest["nextPageToken"] == ""
+    table = cli(target, "list", "--author", author)
+    assert table.returncode == 0 and "three" in table.stdout and "3 in total" in table.stdout
+
+
+def test_errors_are_one_line_with_the_status(target: str) -> None:
+    assert failure(target, "get", "not-a-uuid").startswith("error: INVALID_ARGUMENT: ")
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{sock.getsockname()[1]}"
+        down = failure(closed, "get", str(uuid.uuid4()))
+    assert down.startswith(f"error: UNAVAILABLE: cannot connect to {closed}")
+    usage = cli(target, "update", str(uuid.uuid4()))  # no field given
+    assert usage.returncode == 2 and "nothing to update" in usage.stderr
+
+
+def test_health(target: str) -> None:
+    result = cli(target, "health")
+    assert (result.returncode, result.stdout.strip()) == (0, "SERVING"), result.stderr
