@@ -44,6 +44,7 @@ class Authenticator:
         self._audience = settings.auth_jwt_audience
         self._issuer = settings.auth_jwt_issuer
         self._public = frozenset(settings.auth_public_methods)
+        self._leeway = settings.auth_jwt_leeway_seconds
 
     def attach(self, server: Server, on_reject: Callable[[str, Status], None]) -> None:
         """Check every call before it starts; `on_reject(method, status)` sees refusals."""
@@ -64,15 +65,18 @@ class Authenticator:
         method = method_path.removeprefix(SERVICE_PREFIX)
         if method in self._public:
             return
-        if not isinstance(authorization, str) or not authorization.startswith("Bearer "):
+        header = authorization if isinstance(authorization, str) else ""
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
             raise GRPCError(Status.UNAUTHENTICATED, "a bearer token is required")
         try:
             claims = jwt.decode(
-                authorization.removeprefix("Bearer ").strip(),
+                token.strip(),
                 self._key,
                 algorithms=self._algorithms,
                 audience=self._audience,
                 issuer=self._issuer,
+                leeway=self._leeway,
                 options={"require": ["exp"], "verify_aud": self._audience is not None},
             )
         except jwt.PyJWTError as exc:

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     log_format: Literal["text", "json"] = "text"
     shutdown_grace_seconds: float = Field(10.0, ge=0)
+    # Server processes sharing the port; 0 = one per core.
+    workers: int = Field(1, ge=0)
 
     # Operations.
     metrics_port: int | None = Field(None, ge=0, le=65535)
@@ -52,6 +54,7 @@ class Settings(BaseSettings):
     auth_jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=list)
     auth_jwt_audience: str | None = None
     auth_jwt_issuer: str | None = None
+    auth_jwt_leeway_seconds: float = Field(30.0, ge=0)  # clock drift allowed on exp/nbf/iat
     auth_public_methods: Annotated[list[str], NoDecode] = Field(default_factory=list)
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None

@@ -221,7 +221,7 @@ async def test_oversize_request_is_resource_exhausted_and_server_keeps_serving(a
     channel.close()
 
 
-def test_json_logs_carry_method_status_duration_and_request_id(tmp_path: Path) -> None:
+async def test_json_logs_carry_method_status_duration_and_request_id(tmp_path: Path) -> None:
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_"))},
@@ -229,20 +229,18 @@ def test_json_logs_carry_method_status_duration_and_request_id(tmp_path: Path) -
         "LOG_FORMAT": "json",
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "docservice"],
-        env=env,
-        cwd=tmp_path,
-        stderr=subprocess.PIPE,
-        text=True,
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "docservice", env=env, cwd=tmp_path, stderr=subprocess.PIPE
     )
     try:
-        asyncio.run(_call_with_request_id(port, "trace-me"))
+        await _call_with_request_id(port, "trace-me")
         server.terminate()
-        _, stderr = server.communicate(timeout=20)
+        _, stderr = await asyncio.wait_for(server.communicate(), 20)
     finally:
-        server.kill()
-    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
+    lines = [json.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
     call = next(entry for entry in lines if entry.get("method") == "GetDocument")
     assert call["status"] == "NOT_FOUND" and call["request_id"] == "trace-me"
     assert call["duration_ms"] >= 0 and call["level"] == "INFO"
