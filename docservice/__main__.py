@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from docservice.app import serve
 from docservice.settings import Settings
 from docservice.telemetry import configure_logging
+from docservice.workers import supervise
 
 
 def main() -> None:
@@ -18,7 +19,10 @@ def main() -> None:
     except ValidationError as exc:
         sys.exit(f"docservice: invalid settings:\n{exc}")
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(serve(settings))
+    if settings.workers == 1:
+        asyncio.run(serve(settings))
+    else:
+        supervise(settings)
 
 
 if __name__ == "__main__":

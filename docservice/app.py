@@ -92,7 +92,10 @@ class App:
         if settings.metrics_port is not None:
             self.telemetry.serve_metrics(settings.metrics_host, settings.metrics_port)
         await self.server.start(
-            settings.grpc_host, settings.grpc_port, ssl=server_ssl_context(settings)
+            settings.grpc_host,
+            settings.grpc_port,
+            ssl=server_ssl_context(settings),
+            reuse_port=settings.workers != 1,  # several worker processes share the port
         )
         log.info(
             "serving document.DocumentService on %s:%d (%s%s%s%s)",
