@@ -456,6 +456,49 @@ def health(
         raise typer.Exit(1)
 
 
+@app.command()
+def bench(
+    scenario: Annotated[
+        str, typer.Argument(help="get, get-many, create, update, list, history, mixed")
+    ] = "get",
+    target: Annotated[str, typer.Option(envvar="DOCSERVICE_TARGET")] = DEFAULT_TARGET,
+    ceiling: Annotated[
+        bool, typer.Option(help="Start a null grpclib + betterproto2 server and measure it.")
+    ] = False,
+    seconds: Annotated[float, typer.Option(help="How long to load.")] = 10.0,
+    concurrency: Annotated[int, typer.Option(help="Calls in flight.")] = 64,
+    connections: Annotated[int, typer.Option(help="HTTP/2 connections.")] = 4,
+    processes: Annotated[int, typer.Option(help="Client processes.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Load-test a server: req/s, latency percentiles, non-OK statuses, client CPU share.
+
+    Creates the documents the scenario needs first (e.g. 10 000 for get-many and list)."""
+    from docservice import bench as engine
+
+    try:
+        result = engine.measure(
+            target,
+            scenario,
+            ceiling=ceiling,
+            seconds=seconds,
+            concurrency=concurrency,
+            connections=connections,
+            processes=processes,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    except Exception as exc:  # grpcio's errors during seeding: name the status when there is one
+        code = getattr(exc, "code", None)
+        _fail(code().name if callable(code) else "UNAVAILABLE", str(exc).splitlines()[0])
+    if as_json:
+        typer.echo(json.dumps(result.as_dict()))
+    else:
+        console.print(f"{'ceiling' if ceiling else scenario} @ {target}: {result.summary()}")
+    if result.errors:
+        _fail("ERRORS", f"{result.errors} calls were not OK: not a valid result")
+
+
 def main() -> None:
     app()
 
