@@ -73,10 +73,10 @@ local function sealed_version(key)
   return tonumber(v)
 end
 
-local function store_if_newer(key, version, value, ttl)
+local function store_if_newer(key, version, value, deleted, ttl)
   local current = sealed_version(key)
   if current and current >= tonumber(version) then return 0 end
-  redis.call('HSET', key, 'v', version, 'b', value)
+  redis.call('HSET', key, 'v', version, 'b', value, 'x', deleted)
   redis.call('EXPIRE', key, ttl)
   return 1
 end
@@ -94,11 +94,13 @@ end
 """
 
 # Replace a document entry only with a higher version.
-SET_IF_NEWER = _STORE_IF_NEWER + "return store_if_newer(KEYS[1], ARGV[1], ARGV[2], ARGV[3])"
+SET_IF_NEWER = (
+    _STORE_IF_NEWER + "return store_if_newer(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+)
 
 # After a commit: store the document if newer, and move every list page out of sight.
 WRITE_THROUGH = _STORE_IF_NEWER + (
-    "store_if_newer(KEYS[1], ARGV[1], ARGV[2], ARGV[3])\nreturn bump_generation(KEYS[2])"
+    "store_if_newer(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])\nreturn bump_generation(KEYS[2])"
 )
 
 BUMP_GENERATION = _STORE_IF_NEWER + "return bump_generation(KEYS[1])"
@@ -147,6 +149,11 @@ class _NoReply(Enum):
 
 
 SKIPPED, GARBAGE = _NoReply.SKIPPED, _NoReply.GARBAGE
+
+
+def _entry(document: Document) -> tuple[bytes, bytes]:
+    """The sealed bytes and the deleted flag stored for a document."""
+    return seal(bytes(document)), b"1" if document.is_deleted else b"0"
 
 
 def seal(payload: bytes) -> bytes:
@@ -208,12 +215,31 @@ class CachedDocumentRepository:
         if (cached := self._parse(Document, raw)) is not None:
             self.stats.hits += 1
             return cached
+        if raw is SKIPPED:
+            return await self._inner.get(document_id)
+        return await self._get_and_store(document_id)
+
+    async def _get_and_store(self, document_id: str) -> Document | None:
+        """A miss: read the store and cache what it says (if newer than what is cached)."""
+        self.stats.misses += 1
         document = await self._inner.get(document_id)
-        if raw is not SKIPPED:
-            self.stats.misses += 1
-            if document is not None:
-                await self._store_document(document)
+        if document is not None:
+            await self._store_document(document)
         return document
+
+    async def get_encoded(self, document_id: str) -> tuple[bytes, bool] | None:
+        """The cached bytes as they are, with no decoding: the GetDocument fast path."""
+        key = self._document_key(document_id)
+        found = await self._call(lambda redis: redis.hmget(key, "b", "x"))
+        payload = unseal(found[0]) if isinstance(found, list) else None
+        if isinstance(found, list) and payload is not None and found[1] in (b"0", b"1"):
+            self.stats.hits += 1
+            return payload, found[1] == b"1"
+        if found is SKIPPED:
+            document = await self._inner.get(document_id)
+        else:
+            document = await self._get_and_store(document_id)
+        return None if document is None else (bytes(document), document.is_deleted)
 
     async def list_page(self, query: ListQuery) -> Page:
         query_hash = hashlib.blake2b(repr(query).encode(), digest_size=16).hexdigest()
@@ -313,7 +339,7 @@ class CachedDocumentRepository:
         key = self._document_key(document.id)
         await self._call(
             lambda redis: self._set_if_newer(
-                keys=[key], args=[document.version, seal(bytes(document)), self._ttl]
+                keys=[key], args=[document.version, *_entry(document), self._ttl]
             )
         )
 
@@ -335,7 +361,7 @@ class CachedDocumentRepository:
         done = await self._call(
             lambda redis: self._write_through(
                 keys=[key, self._generation_key],
-                args=[document.version, seal(bytes(document)), self._ttl],
+                args=[document.version, *_entry(document), self._ttl],
             )
         )
         if done is SKIPPED:

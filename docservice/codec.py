@@ -8,15 +8,42 @@ from grpclib.const import Status
 from grpclib.encoding.proto import ProtoCodec
 from grpclib.exceptions import GRPCError
 
-__all__ = ["LimitedCodec"]
+__all__ = ["Encoded", "LimitedCodec", "message_field"]
+
+
+class Encoded:
+    """A message already in wire form; the codec sends its bytes as they are."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def message_field(number: int, payload: bytes) -> bytes:
+    """The wire form of a message whose only field `number` holds the message `payload`."""
+    key = (number << 3) | 2  # length-delimited
+    length = len(payload)
+    varint = bytearray()
+    while length > 0x7F:
+        varint.append((length & 0x7F) | 0x80)
+        length >>= 7
+    varint.append(length)
+    return bytes([key]) + bytes(varint) + payload
 
 
 class LimitedCodec(ProtoCodec):
     """Refuses to decode a message larger than `max_bytes` (RESOURCE_EXHAUSTED), like gRPC's own
-    max receive message length. grpclib has no such limit of its own."""
+    max receive message length (grpclib has no such limit of its own), and sends `Encoded`
+    messages without encoding them again."""
 
     def __init__(self, max_bytes: int) -> None:
         self._max_bytes = max_bytes
+
+    def encode(self, message: Any, message_type: Any) -> bytes:
+        if isinstance(message, Encoded):
+            return message.data
+        return super().encode(message, message_type)
 
     def decode(self, data: bytes, message_type: Any) -> Any:
         if len(data) > self._max_bytes:

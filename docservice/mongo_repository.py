@@ -140,6 +140,10 @@ class MongoDocumentRepository:
         record = await DocumentRecord.get(document_id)
         return None if record is None else _document(record, document_id)
 
+    async def get_encoded(self, document_id: str) -> tuple[bytes, bool] | None:
+        document = await self.get(document_id)
+        return None if document is None else (bytes(document), document.is_deleted)
+
     @_retry
     async def get_by_request_id(self, request_id: str) -> Document | None:
         await self._ensure_ready()

@@ -48,6 +48,11 @@ class DocumentRepository(Protocol):
         """
         ...
 
+    async def get_encoded(self, document_id: str) -> tuple[bytes, bool] | None:
+        """The current state as protobuf bytes, and whether it is soft-deleted (a cache can
+        answer this without decoding anything)."""
+        ...
+
     async def get_by_request_id(self, request_id: str) -> Document | None: ...
 
     async def create(self, document: Document, request_id: str) -> Document:

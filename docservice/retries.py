@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Callable, Coroutine
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = 3
 BUDGET_SECONDS = 1.5
+FIRST_WAIT_SECONDS = 0.05
 
 
 @dataclass
@@ -58,9 +60,16 @@ def retry_transient(
     ) -> Callable[P, Coroutine[Any, Any, T]]:
         @functools.wraps(func)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:  # the common case costs one call, no retry machinery
+                return await func(*args, **kwargs)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                stats.retries += 1
+            await asyncio.sleep(FIRST_WAIT_SECONDS)
             retrying = AsyncRetrying(
                 retry=retry_if_exception(is_transient),
-                stop=stop_after_attempt(ATTEMPTS) | stop_after_delay(BUDGET_SECONDS),
+                stop=stop_after_attempt(ATTEMPTS - 1) | stop_after_delay(BUDGET_SECONDS),
                 wait=wait_exponential(multiplier=0.05, max=0.5),
                 before_sleep=_count_retry,
             )

@@ -27,6 +27,7 @@ from docservice._proto.document import (
     RevertDocumentRequest,
     UpdateDocumentRequest,
 )
+from docservice.codec import message_field
 from docservice.documents import (
     EDITABLE_FIELDS,
     etag_for,
@@ -67,6 +68,15 @@ class DocumentService:
         if document is None or document.is_deleted:
             raise NotFound(f"document {document_id} not found")
         return document
+
+    async def get_response_bytes(self, raw_id: str) -> bytes:
+        """GetDocumentResponse in wire form, straight from the repository's bytes: a cached
+        document reaches the wire without being decoded and encoded again."""
+        document_id = parse_document_id(raw_id)
+        found = await self._repository.get_encoded(document_id)
+        if found is None or found[1]:
+            raise NotFound(f"document {document_id} not found")
+        return message_field(1, found[0])
 
     async def create(self, request: CreateDocumentRequest) -> Document:
         values = self._validator.clean({name: getattr(request, name) for name in EDITABLE_FIELDS})

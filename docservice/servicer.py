@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
+
+from grpclib.const import Handler
+from grpclib.server import Stream
 
 from docservice._proto.document import (
     CreateDocumentRequest,
@@ -24,12 +28,15 @@ from docservice._proto.document import (
     UpdateDocumentRequest,
     UpdateDocumentResponse,
 )
+from docservice.codec import Encoded
 from docservice.grpc_errors import grpc_status
 from docservice.in_flight import InFlight
 from docservice.service import DocumentService
 from docservice.telemetry import Telemetry
 
 __all__ = ["DocumentServicer"]
+
+GET_DOCUMENT = "/document.DocumentService/GetDocument"
 
 
 class DocumentServicer(DocumentServiceBase):
@@ -43,9 +50,25 @@ class DocumentServicer(DocumentServiceBase):
         with self._telemetry.call(method), self._in_flight.track(), grpc_status():
             yield
 
-    async def get_document(self, message: GetDocumentRequest) -> GetDocumentResponse:
+    def __mapping__(self) -> dict[str, Handler]:
+        # GetDocument is served from bytes (see DocumentService.get_response_bytes), so its
+        # handler takes the stream itself instead of returning a message.
+        mapping = super().__mapping__()
+        generated = mapping[GET_DOCUMENT]
+        mapping[GET_DOCUMENT] = Handler(
+            self._get_document,
+            generated.cardinality,
+            generated.request_type,
+            generated.reply_type,
+        )
+        return mapping
+
+    async def _get_document(self, stream: Stream[GetDocumentRequest, GetDocumentResponse]) -> None:
+        request = await stream.recv_message()
+        assert request is not None
         with self._call("GetDocument"):
-            return GetDocumentResponse(document=await self._service.get(message.id))
+            data = await self._service.get_response_bytes(request.id)
+        await stream.send_message(cast(GetDocumentResponse, Encoded(data)))  # see LimitedCodec
 
     async def create_document(self, message: CreateDocumentRequest) -> Document:
         with self._call("CreateDocument"):

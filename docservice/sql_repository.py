@@ -76,6 +76,10 @@ class SqlDocumentRepository:
     async def get(self, document_id: str, *, fresh: bool = False) -> Document | None:
         return await self._one(documents.c.id == document_id)
 
+    async def get_encoded(self, document_id: str) -> tuple[bytes, bool] | None:
+        document = await self.get(document_id)
+        return None if document is None else (bytes(document), document.is_deleted)
+
     async def get_by_request_id(self, request_id: str) -> Document | None:
         return await self._one(documents.c.request_id == request_id)
 

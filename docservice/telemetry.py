@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -145,7 +145,7 @@ class Telemetry:
             if isinstance(given, str) and 0 < len(given) <= MAX_REQUEST_ID_LENGTH:
                 _request_id.set(given)
             else:
-                _request_id.set(uuid.uuid4().hex)
+                _request_id.set(os.urandom(16).hex())
 
         async def on_metadata(event: SendInitialMetadata | SendTrailingMetadata) -> None:
             event.metadata[REQUEST_ID_HEADER] = _request_id.get()
