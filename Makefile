@@ -43,9 +43,10 @@ fmt: $(STAMP)
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
 
-# Side-by-side benchmarks (no timed assertions live in the tests).
+# The benchmark matrix -> BENCHMARKS.md + benchmarks.png (no timed assertions live in tests).
 bench: $(STAMP)
-	$(BIN)/python -m bench.cache_bench
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench.matrix
 
 # The whole stack in containers (needs a Docker engine).
 up:

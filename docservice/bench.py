@@ -126,10 +126,17 @@ async def _create_many(channel: grpc.aio.Channel, count: int, author: str) -> li
     return ids
 
 
-async def prepare(target: str, scenario: str, *, seed: int = 1) -> list[Call]:
-    """Create what `scenario` needs on `target` and return the calls it cycles through."""
+async def prepare(
+    target: str, scenario: str, *, seed: int = 1, dataset: dict[str, list[str]] | None = None
+) -> list[Call]:
+    """Create what `scenario` needs on `target` and return the calls it cycles through.
+
+    `dataset` keeps the 10 000 documents of get-many, list and mixed between calls (pass the
+    same dict for servers sharing one database), so that they are created only once.
+    """
     rng = random.Random(seed)
     author = f"bench-{uuid.uuid4().hex[:8]}"
+    dataset = {} if dataset is None else dataset
     async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
         if scenario in ("get", "ceiling"):
             [doc_id] = await _create_many(channel, 1, author) if scenario == "get" else ["0" * 36]
@@ -155,7 +162,9 @@ async def prepare(target: str, scenario: str, *, seed: int = 1) -> list[Call]:
             return [
                 ("GetDocumentVersions", bytes(GetDocumentVersionsRequest(id=doc_id, page_size=20)))
             ]
-        ids = await _create_many(channel, 10_000, author)
+        if not dataset:
+            dataset[author] = await _create_many(channel, 10_000, author)
+        [(author, ids)] = dataset.items()
         if scenario == "list":
             return [("ListDocuments", bytes(ListDocumentsRequest(page_size=20, author=author)))]
         gets = [

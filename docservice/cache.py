@@ -15,7 +15,8 @@ Consistency scheme (read-your-writes for every client while Redis is healthy):
   history page is served from them when the cached document says which versions exist.
 
 Redis trouble never fails a request: every call has a short timeout, errors fall back to the
-database, and a circuit breaker skips Redis for a cool-down after repeated failures. A write is
+database, and a circuit breaker skips Redis for a cool-down after repeated failures (timeouts
+count only while no reply at all arrives: a loaded event loop makes replies late). A write is
 acknowledged once the database committed, whatever Redis does. If its write-through cannot reach
 Redis, this process stops reading from the cache until it has deleted the entries it could not
 update and bumped the list generation (or, after very many such writes, until every entry
@@ -39,6 +40,7 @@ import betterproto2
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from docservice._proto.document import Document, ListDocumentsResponse
@@ -149,6 +151,10 @@ class _NoReply(Enum):
 
 
 SKIPPED, GARBAGE = _NoReply.SKIPPED, _NoReply.GARBAGE
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError | RedisTimeoutError)
 
 
 def _entry(document: Document) -> tuple[bytes, bytes]:
@@ -391,7 +397,7 @@ class CachedDocumentRepository:
             return GARBAGE
         except (RedisError, OSError, TimeoutError) as exc:
             self.stats.errors += 1
-            self._breaker.record_failure(exc)
+            self._breaker.record_failure(exc, slow_only=_is_timeout(exc))
             return SKIPPED
         self._breaker.record_success()
         return result
