@@ -99,7 +99,7 @@ def interleaved(
     totals = {name: Result() for name in targets}
     for _ in range(rounds):
         for name, (target, calls) in targets.items():
-            totals[name].merge(run_load(target, calls, seconds=seconds))
+            totals[name].merge(run_load(target, calls, seconds=seconds), sequential=True)
     return totals
 
 

@@ -78,9 +78,13 @@ class Result:
             "client_cpu_share": self.client_cpu_share,
         }
 
-    def merge(self, other: Result) -> None:
+    def merge(self, other: Result, *, sequential: bool = False) -> None:
+        """Add `other`'s calls: run at the same time (client processes) or one after the
+        other (rounds)."""
         self.calls += other.calls
-        self.seconds = max(self.seconds, other.seconds)
+        self.seconds = (
+            self.seconds + other.seconds if sequential else max(self.seconds, other.seconds)
+        )
         self.client_cpu_seconds += other.client_cpu_seconds
         self.statuses.update(other.statuses)
         self.latencies.extend(other.latencies)

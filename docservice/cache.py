@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -43,7 +44,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from docservice._proto.document import Document, ListDocumentsResponse
+from docservice._proto.document import Document
 from docservice.circuit_breaker import CircuitBreaker
 from docservice.repository import DocumentRepository, ListQuery, Page
 
@@ -153,6 +154,24 @@ class _NoReply(Enum):
 SKIPPED, GARBAGE = _NoReply.SKIPPED, _NoReply.GARBAGE
 
 
+def _pack_page(page: Page) -> bytes:
+    """A page as a sealed JSON header line followed by its wire-form documents."""
+    header = json.dumps([page.total_size, page.has_more, page.last], separators=(",", ":"))
+    return seal(header.encode() + b"\n" + page.documents)
+
+
+def _unpack_page(raw: object) -> Page | None:
+    payload = unseal(raw)
+    if payload is None:
+        return None
+    header, _, documents = payload.partition(b"\n")
+    try:
+        total_size, has_more, last = json.loads(header)
+        return Page(documents, int(total_size), bool(has_more), tuple(last) if last else None)
+    except (ValueError, TypeError):
+        return None
+
+
 def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError | RedisTimeoutError)
 
@@ -257,23 +276,17 @@ class CachedDocumentRepository:
         )
         if isinstance(found, list):
             generation, raw = found
-            if (cached := self._parse(ListDocumentsResponse, raw)) is not None:
+            if (cached := _unpack_page(raw)) is not None:
                 self.stats.hits += 1
-                return Page(cached.documents, cached.total_size, cached.next_page_token == "more")
+                return cached
+            if raw is not None:
+                self.stats.errors += 1  # garbage: a miss
         page = await self._inner.list_page(query)
         if isinstance(found, list):
             self.stats.misses += 1
-            encoded = seal(
-                bytes(
-                    ListDocumentsResponse(
-                        documents=page.documents,
-                        total_size=page.total_size,
-                        next_page_token="more" if page.has_more else "",
-                    )
-                )
-            )
             key = f"{page_prefix}{generation.decode()}:{query_hash}"
-            await self._call(lambda redis: redis.set(key, encoded, ex=self._ttl))
+            packed = _pack_page(page)
+            await self._call(lambda redis: redis.set(key, packed, ex=self._ttl))
         return page
 
     async def versions(self, document_id: str, after_version: int, limit: int) -> list[Document]:

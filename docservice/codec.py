@@ -8,7 +8,7 @@ from grpclib.const import Status
 from grpclib.encoding.proto import ProtoCodec
 from grpclib.exceptions import GRPCError
 
-__all__ = ["Encoded", "LimitedCodec", "message_field"]
+__all__ = ["Encoded", "LimitedCodec", "message_field", "varint_field"]
 
 
 class Encoded:
@@ -21,15 +21,22 @@ class Encoded:
 
 
 def message_field(number: int, payload: bytes) -> bytes:
-    """The wire form of a message whose only field `number` holds the message `payload`."""
-    key = (number << 3) | 2  # length-delimited
-    length = len(payload)
-    varint = bytearray()
-    while length > 0x7F:
-        varint.append((length & 0x7F) | 0x80)
-        length >>= 7
-    varint.append(length)
-    return bytes([key]) + bytes(varint) + payload
+    """Field `number` holding `payload` (an encoded message, or UTF-8 text) in wire form."""
+    return _varint((number << 3) | 2) + _varint(len(payload)) + payload
+
+
+def varint_field(number: int, value: int) -> bytes:
+    """Field `number` holding a non-negative integer in wire form."""
+    return _varint(number << 3) + _varint(value)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 class LimitedCodec(ProtoCodec):

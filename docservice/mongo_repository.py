@@ -197,7 +197,7 @@ class MongoDocumentRepository:
         documents = [
             _document(DocumentRecord.model_validate(row), row["_id"]) for row in rows[: query.limit]
         ]
-        return Page(documents=documents, total_size=total, has_more=len(rows) > query.limit)
+        return Page.of(documents, total_size=total, has_more=len(rows) > query.limit)
 
     async def versions(self, document_id: str, after_version: int, limit: int) -> list[Document]:
         await self._ensure_ready()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from docservice._proto.document import Document
+from docservice.codec import message_field
 
 __all__ = ["DocumentRepository", "ListQuery", "Page"]
 
@@ -27,9 +28,23 @@ class ListQuery:
 
 @dataclass(slots=True)
 class Page:
-    documents: list[Document] = field(default_factory=list)
+    """One page, in wire form: `documents` is ListDocumentsResponse field 1 already encoded, so
+    that a cached page reaches the wire without being decoded and encoded again."""
+
+    documents: bytes = b""
     total_size: int = 0
     has_more: bool = False
+    # (updated_at, id) of the last document: where the next page starts.
+    last: tuple[str, str] | None = None
+
+    @classmethod
+    def of(cls, documents: list[Document], total_size: int, has_more: bool) -> Page:
+        return cls(
+            documents=b"".join(message_field(1, bytes(d)) for d in documents),
+            total_size=total_size,
+            has_more=has_more,
+            last=(documents[-1].updated_at, documents[-1].id) if documents else None,
+        )
 
 
 class DocumentRepository(Protocol):

@@ -23,11 +23,10 @@ from docservice._proto.document import (
     GetDocumentVersionsRequest,
     GetDocumentVersionsResponse,
     ListDocumentsRequest,
-    ListDocumentsResponse,
     RevertDocumentRequest,
     UpdateDocumentRequest,
 )
-from docservice.codec import message_field
+from docservice.codec import message_field, varint_field
 from docservice.documents import (
     EDITABLE_FIELDS,
     etag_for,
@@ -141,7 +140,8 @@ class DocumentService:
 
         return await self._change(document_id, request.etag, copy_fields)
 
-    async def list(self, request: ListDocumentsRequest) -> ListDocumentsResponse:
+    async def list_response_bytes(self, request: ListDocumentsRequest) -> bytes:
+        """ListDocumentsResponse in wire form, assembled from the page's encoded documents."""
         for name in ("skip", "limit", "page_size"):
             if getattr(request, name) < 0:
                 raise InvalidArgument.of(name, "must not be negative")
@@ -174,13 +174,13 @@ class DocumentService:
             show_deleted=request.show_deleted,
         )
         page = await self._repository.list_page(query)
-        next_token = ""
-        if page.has_more and page.documents:
-            last = page.documents[-1]
-            next_token = page_tokens.encode(query_print, [last.updated_at, last.id])
-        return ListDocumentsResponse(
-            documents=page.documents, next_page_token=next_token, total_size=page.total_size
-        )
+        response = page.documents
+        if page.has_more and page.last is not None:
+            token = page_tokens.encode(query_print, list(page.last))
+            response += message_field(2, token.encode())
+        if page.total_size:
+            response += varint_field(3, page.total_size)
+        return response
 
     async def versions(self, request: GetDocumentVersionsRequest) -> GetDocumentVersionsResponse:
         document_id = parse_document_id(request.id)

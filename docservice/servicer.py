@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import cast
+from typing import Any
 
 from grpclib.const import Handler
 from grpclib.server import Stream
@@ -16,13 +16,9 @@ from docservice._proto.document import (
     Document,
     DocumentServiceBase,
     DocumentVersion,
-    GetDocumentRequest,
-    GetDocumentResponse,
     GetDocumentVersionRequest,
     GetDocumentVersionsRequest,
     GetDocumentVersionsResponse,
-    ListDocumentsRequest,
-    ListDocumentsResponse,
     RestoreDocumentRequest,
     RevertDocumentRequest,
     UpdateDocumentRequest,
@@ -35,8 +31,6 @@ from docservice.service import DocumentService
 from docservice.telemetry import Telemetry
 
 __all__ = ["DocumentServicer"]
-
-GET_DOCUMENT = "/document.DocumentService/GetDocument"
 
 
 class DocumentServicer(DocumentServiceBase):
@@ -51,24 +45,34 @@ class DocumentServicer(DocumentServiceBase):
             yield
 
     def __mapping__(self) -> dict[str, Handler]:
-        # GetDocument is served from bytes (see DocumentService.get_response_bytes), so its
-        # handler takes the stream itself instead of returning a message.
+        # GetDocument and ListDocuments answer with bytes assembled from stored or cached
+        # wire-form documents (see DocumentService), so their handlers take the stream itself.
         mapping = super().__mapping__()
-        generated = mapping[GET_DOCUMENT]
-        mapping[GET_DOCUMENT] = Handler(
-            self._get_document,
-            generated.cardinality,
-            generated.request_type,
-            generated.reply_type,
-        )
+        encoded = {
+            "GetDocument": lambda request: self._service.get_response_bytes(request.id),
+            "ListDocuments": self._service.list_response_bytes,
+        }
+        for method, produce in encoded.items():
+            generated = mapping[f"/document.DocumentService/{method}"]
+            mapping[f"/document.DocumentService/{method}"] = Handler(
+                self._encoded_handler(method, produce),
+                generated.cardinality,
+                generated.request_type,
+                generated.reply_type,
+            )
         return mapping
 
-    async def _get_document(self, stream: Stream[GetDocumentRequest, GetDocumentResponse]) -> None:
-        request = await stream.recv_message()
-        assert request is not None
-        with self._call("GetDocument"):
-            data = await self._service.get_response_bytes(request.id)
-        await stream.send_message(cast(GetDocumentResponse, Encoded(data)))  # see LimitedCodec
+    def _encoded_handler(
+        self, method: str, produce: Callable[[Any], Awaitable[bytes]]
+    ) -> Callable[[Stream[Any, Any]], Awaitable[None]]:
+        async def handle(stream: Stream[Any, Any]) -> None:
+            request = await stream.recv_message()
+            assert request is not None
+            with self._call(method):
+                data = await produce(request)
+            await stream.send_message(Encoded(data))  # LimitedCodec sends it as it is
+
+        return handle
 
     async def create_document(self, message: CreateDocumentRequest) -> Document:
         with self._call("CreateDocument"):
@@ -86,10 +90,6 @@ class DocumentServicer(DocumentServiceBase):
     async def restore_document(self, message: RestoreDocumentRequest) -> Document:
         with self._call("RestoreDocument"):
             return await self._service.restore(message.id, message.etag)
-
-    async def list_documents(self, message: ListDocumentsRequest) -> ListDocumentsResponse:
-        with self._call("ListDocuments"):
-            return await self._service.list(message)
 
     async def get_document_versions(
         self, message: GetDocumentVersionsRequest

@@ -135,8 +135,8 @@ class SqlDocumentRepository:
             total = await conn.scalar(
                 select(func.count()).select_from(documents).where(*conditions)
             )
-        return Page(
-            documents=[_document(row, row.id, row.version) for row in rows[: query.limit]],
+        return Page.of(
+            [_document(row, row.id, row.version) for row in rows[: query.limit]],
             total_size=int(total or 0),
             has_more=len(rows) > query.limit,
         )
