@@ -46,7 +46,7 @@ from redis.retry import Retry
 
 from docservice._proto.document import Document
 from docservice.circuit_breaker import CircuitBreaker
-from docservice.repository import DocumentRepository, ListQuery, Page
+from docservice.repository import DocumentRepository, ListQuery, Page, Snapshot
 
 __all__ = ["CacheStats", "CachedDocumentRepository", "connect_redis"]
 
@@ -56,6 +56,7 @@ T = TypeVar("T")
 
 VERSION_TTL_SECONDS = 7 * 24 * 3600
 MAGIC = b"ds1"
+TIMESTAMP_LENGTH = len("2026-11-26T10:00:00.123456Z")
 MAX_DIRTY_IDS = 10_000
 
 # Shared by the write scripts. An entry counts only if its value is well sealed (see `seal`;
@@ -152,6 +153,23 @@ class _NoReply(Enum):
 
 
 SKIPPED, GARBAGE = _NoReply.SKIPPED, _NoReply.GARBAGE
+
+
+def _pack_snapshot(snapshot: Snapshot) -> bytes:
+    """A version as a sealed `updated_at` line followed by the encoded Document."""
+    return seal(snapshot.updated_at.encode() + b"\n" + snapshot.data)
+
+
+def _unpack_snapshot(raw: object, version: int) -> Snapshot | None:
+    payload = unseal(raw)
+    if payload is None:
+        return None
+    updated_at, _, data = payload.partition(b"\n")
+    # A timestamp as format_timestamp writes it; anything else (say, an entry written in an
+    # older format, which starts with the Document itself) is a miss.
+    if len(updated_at) != TIMESTAMP_LENGTH or not updated_at.endswith(b"Z"):
+        return None
+    return Snapshot(version, updated_at.decode("ascii", "replace"), data)
 
 
 def _pack_page(page: Page) -> bytes:
@@ -289,7 +307,7 @@ class CachedDocumentRepository:
             await self._call(lambda redis: redis.set(key, packed, ex=self._ttl))
         return page
 
-    async def versions(self, document_id: str, after_version: int, limit: int) -> list[Document]:
+    async def versions(self, document_id: str, after_version: int, limit: int) -> list[Snapshot]:
         prefix = self._version_key(document_id, "")
         found = await self._call(
             lambda redis: self._read_versions(
@@ -297,27 +315,33 @@ class CachedDocumentRepository:
             )
         )
         if isinstance(found, list):
-            snapshots = [self._parse(Document, raw) for raw in found]
+            snapshots = [
+                _unpack_snapshot(raw, after_version + n) for n, raw in enumerate(found, start=1)
+            ]
             if all(s is not None for s in snapshots):
                 self.stats.hits += 1
                 return [s for s in snapshots if s is not None]
+            if any(raw is not None for raw in found):
+                self.stats.errors += 1  # garbage among them: a miss
         snapshots_from_db = await self._inner.versions(document_id, after_version, limit)
         if found is not SKIPPED:
             self.stats.misses += 1
-            await self._store_versions(snapshots_from_db)
+            await self._store_versions(document_id, snapshots_from_db)
         return snapshots_from_db
 
     async def version(self, document_id: str, version: int) -> Document | None:
         key = self._version_key(document_id, version)
         raw = await self._call(lambda redis: redis.get(key))
-        if (cached := self._parse(Document, raw)) is not None:
+        if (cached := _unpack_snapshot(raw, version)) is not None:
             self.stats.hits += 1
-            return cached
+            return cached.document()
+        if isinstance(raw, bytes):
+            self.stats.errors += 1  # garbage: a miss
         snapshot = await self._inner.version(document_id, version)
         if raw is not SKIPPED:
             self.stats.misses += 1
             if snapshot is not None:
-                await self._store_versions([snapshot])
+                await self._store_versions(document_id, [Snapshot.of(snapshot)])
         return snapshot
 
     async def get_by_request_id(self, request_id: str) -> Document | None:
@@ -362,15 +386,15 @@ class CachedDocumentRepository:
             )
         )
 
-    async def _store_versions(self, snapshots: list[Document]) -> None:
+    async def _store_versions(self, document_id: str, snapshots: list[Snapshot]) -> None:
         if not snapshots:
             return
 
         async def store(redis: Redis) -> Any:
             async with redis.pipeline(transaction=False) as pipe:
                 for snapshot in snapshots:
-                    key = self._version_key(snapshot.id, snapshot.version)
-                    pipe.set(key, seal(bytes(snapshot)), ex=VERSION_TTL_SECONDS)
+                    key = self._version_key(document_id, snapshot.version)
+                    pipe.set(key, _pack_snapshot(snapshot), ex=VERSION_TTL_SECONDS)
                 return await pipe.execute()
 
         await self._call(store)

@@ -34,7 +34,7 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError, ServerSelection
 
 from docservice._proto.document import Document, DocumentStatus
 from docservice.documents import etag_for, parse_timestamp
-from docservice.repository import ListQuery, Page
+from docservice.repository import ListQuery, Page, Snapshot
 from docservice.retries import retry_transient
 
 __all__ = ["DocumentRecord", "MongoDocumentRepository", "VersionRecord"]
@@ -199,7 +199,7 @@ class MongoDocumentRepository:
         ]
         return Page.of(documents, total_size=total, has_more=len(rows) > query.limit)
 
-    async def versions(self, document_id: str, after_version: int, limit: int) -> list[Document]:
+    async def versions(self, document_id: str, after_version: int, limit: int) -> list[Snapshot]:
         await self._ensure_ready()
         snapshots = await self._versions(document_id, after_version, limit)
         if len(snapshots) < limit:  # the end of the history: is the newest snapshot missing?
@@ -208,7 +208,7 @@ class MongoDocumentRepository:
             if current is not None and current.version == newest + 1 and limit > 0:
                 await self._append(current)
                 snapshots.append(current)
-        return snapshots
+        return [Snapshot.of(s) for s in snapshots]
 
     @_retry
     async def _versions(self, document_id: str, after_version: int, limit: int) -> list[Document]:

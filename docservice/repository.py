@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from docservice._proto.document import Document
-from docservice.codec import message_field
+from docservice.codec import message_field, varint_field
 
-__all__ = ["DocumentRepository", "ListQuery", "Page"]
+__all__ = ["DocumentRepository", "ListQuery", "Page", "Snapshot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,31 @@ class Page:
             total_size=total_size,
             has_more=has_more,
             last=(documents[-1].updated_at, documents[-1].id) if documents else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One version of a document, in wire form (with what a DocumentVersion needs besides)."""
+
+    version: int
+    updated_at: str
+    data: bytes  # the encoded Document
+
+    @classmethod
+    def of(cls, document: Document) -> Snapshot:
+        return cls(document.version, document.updated_at, bytes(document))
+
+    def document(self) -> Document:
+        return Document.parse(self.data)
+
+    def version_message(self) -> bytes:
+        """The DocumentVersion of this snapshot in wire form (see documents.version_message)."""
+        return (
+            message_field(1, str(self.version).encode())
+            + message_field(2, self.data)
+            + message_field(3, self.updated_at.encode())
+            + varint_field(4, self.version)
         )
 
 
@@ -83,7 +108,7 @@ class DocumentRepository(Protocol):
 
     async def list_page(self, query: ListQuery) -> Page: ...
 
-    async def versions(self, document_id: str, after_version: int, limit: int) -> list[Document]:
+    async def versions(self, document_id: str, after_version: int, limit: int) -> list[Snapshot]:
         """Snapshots with version > after_version in ascending order, at most `limit`."""
         ...
 

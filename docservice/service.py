@@ -21,7 +21,6 @@ from docservice._proto.document import (
     DocumentVersion,
     GetDocumentVersionRequest,
     GetDocumentVersionsRequest,
-    GetDocumentVersionsResponse,
     ListDocumentsRequest,
     RevertDocumentRequest,
     UpdateDocumentRequest,
@@ -182,7 +181,8 @@ class DocumentService:
             response += varint_field(3, page.total_size)
         return response
 
-    async def versions(self, request: GetDocumentVersionsRequest) -> GetDocumentVersionsResponse:
+    async def versions_response_bytes(self, request: GetDocumentVersionsRequest) -> bytes:
+        """GetDocumentVersionsResponse in wire form, from the snapshots' encoded documents."""
         document_id = parse_document_id(request.id)
         if request.page_size < 0:
             raise InvalidArgument.of("page_size", "must not be negative")
@@ -202,13 +202,11 @@ class DocumentService:
         snapshots = await self._repository.versions(document_id, after, size + 1)
         if not snapshots and after == 0:
             raise NotFound(f"document {document_id} not found")
-        next_token = ""
+        response = b"".join(message_field(1, s.version_message()) for s in snapshots[:size])
         if len(snapshots) > size:
-            snapshots = snapshots[:size]
-            next_token = page_tokens.encode(query_print, [snapshots[-1].version])
-        return GetDocumentVersionsResponse(
-            versions=[version_message(s) for s in snapshots], next_page_token=next_token
-        )
+            token = page_tokens.encode(query_print, [snapshots[size - 1].version])
+            response += message_field(2, token.encode())
+        return response
 
     async def version(self, request: GetDocumentVersionRequest) -> DocumentVersion:
         document_id = parse_document_id(request.id)

@@ -17,8 +17,6 @@ from docservice._proto.document import (
     DocumentServiceBase,
     DocumentVersion,
     GetDocumentVersionRequest,
-    GetDocumentVersionsRequest,
-    GetDocumentVersionsResponse,
     RestoreDocumentRequest,
     RevertDocumentRequest,
     UpdateDocumentRequest,
@@ -45,12 +43,13 @@ class DocumentServicer(DocumentServiceBase):
             yield
 
     def __mapping__(self) -> dict[str, Handler]:
-        # GetDocument and ListDocuments answer with bytes assembled from stored or cached
+        # The read methods answer with bytes assembled from stored or cached
         # wire-form documents (see DocumentService), so their handlers take the stream itself.
         mapping = super().__mapping__()
         encoded = {
             "GetDocument": lambda request: self._service.get_response_bytes(request.id),
             "ListDocuments": self._service.list_response_bytes,
+            "GetDocumentVersions": self._service.versions_response_bytes,
         }
         for method, produce in encoded.items():
             generated = mapping[f"/document.DocumentService/{method}"]
@@ -90,12 +89,6 @@ class DocumentServicer(DocumentServiceBase):
     async def restore_document(self, message: RestoreDocumentRequest) -> Document:
         with self._call("RestoreDocument"):
             return await self._service.restore(message.id, message.etag)
-
-    async def get_document_versions(
-        self, message: GetDocumentVersionsRequest
-    ) -> GetDocumentVersionsResponse:
-        with self._call("GetDocumentVersions"):
-            return await self._service.versions(message)
 
     async def get_document_version(self, message: GetDocumentVersionRequest) -> DocumentVersion:
         with self._call("GetDocumentVersion"):

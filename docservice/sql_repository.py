@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from docservice._proto.document import Document, DocumentStatus
 from docservice.documents import etag_for, format_timestamp, parse_timestamp
 from docservice.errors import Unavailable
-from docservice.repository import ListQuery, Page
+from docservice.repository import ListQuery, Page, Snapshot
 from docservice.retries import retry_transient
 from docservice.sql_schema import document_tags, document_versions, documents
 
@@ -142,7 +142,7 @@ class SqlDocumentRepository:
         )
 
     @_retry
-    async def versions(self, document_id: str, after_version: int, limit: int) -> list[Document]:
+    async def versions(self, document_id: str, after_version: int, limit: int) -> list[Snapshot]:
         stmt = (
             select(document_versions)
             .where(
@@ -154,7 +154,7 @@ class SqlDocumentRepository:
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-        return [_document(row, document_id, row.version) for row in rows]
+        return [Snapshot.of(_document(row, document_id, row.version)) for row in rows]
 
     @_retry
     async def version(self, document_id: str, version: int) -> Document | None:
