@@ -123,8 +123,9 @@ def main(args: argparse.Namespace) -> None:
     results: dict[tuple[str, int, str], Result] = {}
     comparisons: list[str] = []
     try:
+        datasets: dict[str, dict[str, list[str]]] = {}  # one per database
         for backend in BACKENDS:
-            dataset: dict[str, list[str]] = {}
+            dataset = datasets.setdefault(backend.partition("+")[0], {})
             for workers in (1, 2):
                 with docservice(envs[backend], workers) as target:
                     for scenario in scenarios:
@@ -135,6 +136,25 @@ def main(args: argparse.Namespace) -> None:
                             f"{backend:15} w{workers} {scenario:9} {result.summary()}", flush=True
                         )
 
+        with (
+            docservice(envs["postgres"], 1) as database,
+            docservice(envs["postgres+redis"], 1) as cached,
+        ):
+            for scenario in ("get", "list"):
+                calls = asyncio.run(prepare(database, scenario, dataset=datasets["postgres"]))
+                totals = interleaved(
+                    {"database": (database, calls), "cache": (cached, calls)},
+                    args.rounds,
+                    args.seconds,
+                )
+                db, cache = totals["database"], totals["cache"]
+                comparisons.append(
+                    f"{scenario} (postgres, 1 worker), Redis cache vs none, {args.rounds} "
+                    f"interleaved rounds: {cache.rate:.0f} vs {db.rate:.0f} req/s = "
+                    f"**{cache.rate / db.rate:.2f}x** (p50 {cache.percentile(0.5):.1f} vs "
+                    f"{db.percentile(0.5):.1f} ms, p99 {cache.percentile(0.99):.1f} vs "
+                    f"{db.percentile(0.99):.1f} ms)"
+                )
         with ceiling() as null, docservice(envs["postgres+redis"], 1) as cached:
             calls = asyncio.run(prepare(cached, "get"))
             totals = interleaved(
