@@ -494,7 +494,8 @@ def bench(
     if as_json:
         typer.echo(json.dumps(result.as_dict()))
     else:
-        console.print(f"{'ceiling' if ceiling else scenario} @ {target}: {result.summary()}")
+        where = "a null grpclib + betterproto2 server" if ceiling else target
+        console.print(f"{'ceiling' if ceiling else scenario} @ {where}: {result.summary()}")
     if result.errors:
         _fail("ERRORS", f"{result.errors} calls were not OK: not a valid result")
 

@@ -156,3 +156,32 @@ def test_errors_are_one_line_with_the_status(target: str) -> None:
 def test_health(target: str) -> None:
     result = cli(target, "health")
     assert (result.returncode, result.stdout.strip()) == (0, "SERVING"), result.stderr
+
+
+def test_bench_reports_a_clean_run_against_the_server_and_the_ceiling(target: str) -> None:
+    for args in (["get", "--target", target], ["--ceiling"]):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "docservice.cli",
+                "bench",
+                *args,
+                "--seconds",
+                "0.5",
+                "--concurrency",
+                "4",
+                "--connections",
+                "1",
+                "--json",
+            ],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["calls"] > 0 and report["req_per_s"] > 0
+        assert report["non_ok"] == {}
+        assert 0 < report["p50_ms"] <= report["p99_ms"] <= report["max_ms"]
