@@ -193,7 +193,7 @@ class MongoDocumentRepository:
             .limit(query.limit + 1)
         )
         rows = await cursor.to_list()
-        total = await collection.count_documents(conditions)
+        total = await collection.count_documents(conditions) if query.count else 0
         documents = [
             _document(DocumentRecord.model_validate(row), row["_id"]) for row in rows[: query.limit]
         ]

@@ -24,6 +24,9 @@ class ListQuery:
     tag: str = ""
     category: str = ""
     show_deleted: bool = False
+    # Count the whole filtered set (total_size)? Only the first page does; the page token
+    # carries the figure on, so that later pages cost the same however large the set.
+    count: bool = True
 
 
 @dataclass(slots=True)

@@ -47,6 +47,7 @@ __all__ = ["DocumentService"]
 MAX_WRITE_ATTEMPTS = 200
 MAX_REQUEST_ID_LENGTH = 128
 MAX_INT64 = 2**63 - 1
+MAX_INT32 = 2**31 - 1
 
 # Given the current state and the change's timestamp, return the changed fields (None: no change).
 Mutation = Callable[[Document, str], dict[str, Any] | None]
@@ -158,10 +159,10 @@ class DocumentService:
             request.category,
             request.show_deleted,
         )
-        after = None
+        after, total_size = None, 0
         if request.page_token:
             position = page_tokens.decode(request.page_token, query_print)
-            after = _document_position(position)
+            after, total_size = _document_position(position)
         query = ListQuery(
             limit=size,
             offset=0 if after else request.skip,
@@ -171,14 +172,16 @@ class DocumentService:
             tag=request.tag,
             category=request.category,
             show_deleted=request.show_deleted,
+            count=after is None,
         )
         page = await self._repository.list_page(query)
+        total_size = page.total_size if after is None else total_size
         response = page.documents
         if page.has_more and page.last is not None:
-            token = page_tokens.encode(query_print, list(page.last))
+            token = page_tokens.encode(query_print, [*page.last, total_size])
             response += message_field(2, token.encode())
-        if page.total_size:
-            response += varint_field(3, page.total_size)
+        if total_size:
+            response += varint_field(3, total_size)
         return response
 
     async def versions_response_bytes(self, request: GetDocumentVersionsRequest) -> bytes:
@@ -274,11 +277,14 @@ def _version_number(version: int, version_id: str) -> int:
     return version
 
 
-def _document_position(position: list[Any]) -> tuple[str, str]:
-    if len(position) == 2 and all(isinstance(part, str) for part in position):
-        try:
-            parse_timestamp(position[0])
-            return position[0], str(uuid.UUID(position[1]))
-        except (ValueError, OverflowError):
-            pass
+def _document_position(position: list[Any]) -> tuple[tuple[str, str], int]:
+    """The (updated_at, id) a page token resumes after, and the total_size it carries."""
+    if len(position) == 3 and isinstance(position[0], str) and isinstance(position[1], str):
+        total = position[2]
+        if type(total) is int and 0 <= total <= MAX_INT32:
+            try:
+                parse_timestamp(position[0])
+                return (position[0], str(uuid.UUID(position[1]))), total
+            except (ValueError, OverflowError):
+                pass
     raise InvalidArgument.of(page_tokens.FIELD, "is not a valid page token")

@@ -132,12 +132,13 @@ class SqlDocumentRepository:
         stmt = stmt.order_by(*order).offset(query.offset).limit(query.limit + 1)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-            total = await conn.scalar(
-                select(func.count()).select_from(documents).where(*conditions)
-            )
+            total = 0
+            if query.count:
+                count = select(func.count()).select_from(documents).where(*conditions)
+                total = await conn.scalar(count) or 0
         return Page.of(
             [_document(row, row.id, row.version) for row in rows[: query.limit]],
-            total_size=int(total or 0),
+            total_size=total,
             has_more=len(rows) > query.limit,
         )
 

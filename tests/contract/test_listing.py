@@ -317,3 +317,17 @@ async def test_deletes_mid_walk_skip_nothing(stub: DocumentServiceStub) -> None:
         seen += ids(page.documents)
         token = page.next_page_token
     assert seen == [i for i in order if i != unseen_doomed]
+
+
+async def test_later_pages_carry_the_first_pages_total(stub: DocumentServiceStub) -> None:
+    """Only the first page counts the filtered set; its page token carries total_size on, so
+    deep pages cost the same however large the set (and the figure stays stable while paging)."""
+    author = unique("author")
+    await create_many(stub, 5, author=author)
+    first = await list_docs(stub, page_size=2, author=author)
+    assert first.total_size == 5
+    await create(stub, author=author)  # the set grows while the client pages
+    second = await list_docs(stub, page_size=2, page_token=first.next_page_token, author=author)
+    assert second.total_size == 5
+    fresh = await list_docs(stub, page_size=2, author=author)
+    assert fresh.total_size == 6
