@@ -47,6 +47,7 @@ clean:
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.matrix
+	$(BIN)/python -m bench.scaling
 
 # The whole stack in containers (needs a Docker engine).
 up:
