@@ -106,10 +106,9 @@ async def seed(url: str) -> tuple[str, str, str, str]:
                 }
             ],
         )
-    async with engine.connect() as conn:  # fresh planner statistics, as autovacuum would make
-        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(
-            text("ANALYZE")
-        )
+    # Fresh planner statistics, as autovacuum would make them.
+    async with engine.connect() as conn:
+        await (await conn.execution_options(isolation_level="AUTOCOMMIT")).execute(text("ANALYZE"))
     await engine.dispose()
     return small, large, one, many
 

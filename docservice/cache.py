@@ -45,6 +45,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from docservice._proto.document import Document
+from docservice.cache_scripts import (
+    BUMP_GENERATION,
+    READ_LIST,
+    READ_VERSIONS,
+    SET_IF_NEWER,
+    WRITE_THROUGH,
+)
 from docservice.circuit_breaker import CircuitBreaker
 from docservice.repository import DocumentRepository, ListQuery, Page, Snapshot
 
@@ -58,75 +65,6 @@ VERSION_TTL_SECONDS = 7 * 24 * 3600
 MAGIC = b"ds1"
 TIMESTAMP_LENGTH = len("2026-11-26T10:00:00.123456Z")
 MAX_DIRTY_IDS = 10_000
-
-# Shared by the write scripts. An entry counts only if its value is well sealed (see `seal`;
-# Redis's Lua has sha1): garbage, or a key of another type, is replaced by any version.
-_STORE_IF_NEWER = """
-local function sealed_version(key)
-  local kind = redis.call('TYPE', key)['ok']
-  if kind ~= 'hash' then
-    if kind ~= 'none' then redis.call('DEL', key) end
-    return nil
-  end
-  local fields = redis.call('HMGET', key, 'v', 'b')
-  local v, b = fields[1], fields[2]
-  if not (v and b and string.sub(b, 1, 3) == 'ds1'
-          and redis.sha1hex(string.sub(b, 44)) == string.sub(b, 4, 43)) then
-    return nil
-  end
-  return tonumber(v)
-end
-
-local function store_if_newer(key, version, value, deleted, ttl)
-  local current = sealed_version(key)
-  if current and current >= tonumber(version) then return 0 end
-  redis.call('HSET', key, 'v', version, 'b', value, 'x', deleted)
-  redis.call('EXPIRE', key, ttl)
-  return 1
-end
-
--- A garbage counter is replaced by the server clock in microseconds, which is above any value
--- INCR could have reached, so no old generation is ever reused.
-local function bump_generation(key)
-  local ok = redis.pcall('INCR', key)
-  if type(ok) == 'table' and ok['err'] then
-    local now = redis.call('TIME')
-    redis.call('SET', key, now[1] * 1000000 + now[2])
-  end
-  return 1
-end
-"""
-
-# Replace a document entry only with a higher version.
-SET_IF_NEWER = (
-    _STORE_IF_NEWER + "return store_if_newer(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
-)
-
-# After a commit: store the document if newer, and move every list page out of sight.
-WRITE_THROUGH = _STORE_IF_NEWER + (
-    "store_if_newer(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])\nreturn bump_generation(KEYS[2])"
-)
-
-BUMP_GENERATION = _STORE_IF_NEWER + "return bump_generation(KEYS[1])"
-
-# The current list generation and the page stored under it, in one round trip.
-READ_LIST = """
-local generation = redis.call('GET', KEYS[1]) or '0'
-if not tonumber(generation) then return false end
-return {generation, redis.call('GET', ARGV[1] .. generation .. ':' .. ARGV[2])}
-"""
-
-# The document's version and the cached snapshots after `after`, up to `limit` of them.
-READ_VERSIONS = """
-local ok, current = pcall(redis.call, 'HGET', KEYS[1], 'v')
-current = ok and tonumber(current)
-if not current then return false end
-local last = math.min(current, tonumber(ARGV[2]) + tonumber(ARGV[3]))
-local keys = {}
-for n = tonumber(ARGV[2]) + 1, last do keys[#keys + 1] = ARGV[1] .. n end
-if #keys == 0 then return {} end
-return redis.call('MGET', unpack(keys))
-"""
 
 
 @dataclass
