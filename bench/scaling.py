@@ -29,7 +29,7 @@ from docservice._proto.document import (
     UpdateDocumentRequest,
 )
 from docservice.bench import Call, Result, run_load
-from docservice.documents import format_timestamp, utc_now
+from docservice.documents import format_timestamp, parse_timestamp, utc_now
 from docservice.migrate import upgrade
 from docservice.sql_repository import create_engine
 from docservice.sql_schema import document_versions, documents
@@ -40,8 +40,6 @@ BATCH = 5_000
 
 
 def _row(document_id: str, version: int, author: str, now: str) -> dict[str, object]:
-    from docservice.documents import parse_timestamp
-
     moment = parse_timestamp(now)
     return {
         "title": "scale",

@@ -5,16 +5,19 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from docservice._proto.document import Document, DocumentVersion
+from docservice._proto.document import Document, DocumentStatus, DocumentVersion
 from docservice.errors import InvalidArgument
 
 __all__ = [
     "EDITABLE_FIELDS",
+    "editable_values",
     "etag_for",
     "format_timestamp",
     "parse_document_id",
     "parse_timestamp",
+    "stored_document",
     "utc_now",
     "version_message",
 ]
@@ -31,6 +34,48 @@ def parse_document_id(raw: str, field: str = "id") -> str:
         return str(uuid.UUID(raw))
     except ValueError:
         raise InvalidArgument.of(field, "must be a UUID") from None
+
+
+def editable_values(document: Document) -> dict[str, Any]:
+    """The client-editable fields as plain values, for a storage backend to write."""
+    return {
+        "title": document.title,
+        "content": document.content,
+        "status": int(document.status),
+        "author": document.author,
+        "tags": list(document.tags),
+        "category": document.category,
+        "comments": list(document.comments),
+    }
+
+
+def stored_document(
+    document_id: str,
+    version: int,
+    record: Any,
+    *,
+    created_at: str,
+    updated_at: str,
+    deleted_at: str,
+) -> Document:
+    """The message for a stored state: `record` has the editable fields as attributes (a SQL
+    row, a Beanie model); timestamps come as RFC 3339 strings, deleted_at "" when live."""
+    return Document(
+        id=document_id,
+        title=record.title,
+        content=record.content,
+        status=DocumentStatus(record.status),
+        author=record.author,
+        tags=list(record.tags),
+        category=record.category,
+        comments=list(record.comments),
+        created_at=created_at,
+        updated_at=updated_at,
+        is_deleted=bool(deleted_at),
+        version=version,
+        etag=etag_for(document_id, version),
+        deleted_at=deleted_at,
+    )
 
 
 def etag_for(document_id: str, version: int) -> str:

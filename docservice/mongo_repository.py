@@ -32,8 +32,8 @@ from pydantic import BaseModel, Field
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, ServerSelectionTimeoutError
 
-from docservice._proto.document import Document, DocumentStatus
-from docservice.documents import etag_for, parse_timestamp
+from docservice._proto.document import Document
+from docservice.documents import editable_values, parse_timestamp, stored_document
 from docservice.repository import ListQuery, Page, Snapshot
 from docservice.retries import retry_transient
 
@@ -288,13 +288,7 @@ def _filters(query: ListQuery) -> dict[str, Any]:
 def _content(document: Document) -> dict[str, Any]:
     return {
         "version": document.version,
-        "title": document.title,
-        "content": document.content,
-        "status": int(document.status),
-        "author": document.author,
-        "tags": list(document.tags),
-        "category": document.category,
-        "comments": list(document.comments),
+        **editable_values(document),
         "created_at": document.created_at,
         "updated_at": document.updated_at,
         "updated_us": _microseconds(document.updated_at),
@@ -304,19 +298,11 @@ def _content(document: Document) -> dict[str, Any]:
 
 
 def _document(record: _Content, document_id: str) -> Document:
-    return Document(
-        id=document_id,
-        title=record.title,
-        content=record.content,
-        status=DocumentStatus(record.status),
-        author=record.author,
-        tags=list(record.tags),
-        category=record.category,
-        comments=list(record.comments),
+    return stored_document(
+        document_id,
+        record.version,
+        record,
         created_at=record.created_at,
         updated_at=record.updated_at,
-        is_deleted=record.is_deleted,
-        version=record.version,
-        etag=etag_for(document_id, record.version),
         deleted_at=record.deleted_at or "",
     )

@@ -29,8 +29,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from docservice._proto.document import Document, DocumentStatus
-from docservice.documents import etag_for, format_timestamp, parse_timestamp
+from docservice._proto.document import Document
+from docservice.documents import (
+    editable_values,
+    format_timestamp,
+    parse_timestamp,
+    stored_document,
+)
 from docservice.errors import Unavailable
 from docservice.repository import ListQuery, Page, Snapshot
 from docservice.retries import retry_transient
@@ -243,13 +248,7 @@ def _filters(query: ListQuery) -> list[ColumnElement[bool]]:
 
 def _content_values(document: Document) -> dict[str, Any]:
     return {
-        "title": document.title,
-        "content": document.content,
-        "status": int(document.status),
-        "author": document.author,
-        "tags": list(document.tags),
-        "category": document.category,
-        "comments": list(document.comments),
+        **editable_values(document),
         "created_at": parse_timestamp(document.created_at),
         "updated_at": parse_timestamp(document.updated_at),
         "deleted_at": parse_timestamp(document.deleted_at) if document.deleted_at else None,
@@ -261,20 +260,11 @@ def _snapshot_values(document: Document) -> dict[str, Any]:
 
 
 def _document(row: Row[Any], document_id: str, version: int) -> Document:
-    deleted_at = row.deleted_at
-    return Document(
-        id=document_id,
-        title=row.title,
-        content=row.content,
-        status=DocumentStatus(row.status),
-        author=row.author,
-        tags=list(row.tags),
-        category=row.category,
-        comments=list(row.comments),
+    return stored_document(
+        document_id,
+        version,
+        row,
         created_at=format_timestamp(row.created_at),
         updated_at=format_timestamp(row.updated_at),
-        is_deleted=deleted_at is not None,
-        version=version,
-        etag=etag_for(document_id, version),
-        deleted_at=format_timestamp(deleted_at) if deleted_at is not None else "",
+        deleted_at=format_timestamp(row.deleted_at) if row.deleted_at is not None else "",
     )
