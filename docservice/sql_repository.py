@@ -48,7 +48,7 @@ def create_engine(url: str) -> AsyncEngine:
     """An async engine tuned for the dialect: WAL and a busy timeout for SQLite."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        return create_async_engine(url, pool_size=10, max_overflow=10)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": 5})
@@ -77,6 +77,9 @@ _retry = retry_transient(is_transient)
 class SqlDocumentRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # Reads are single statements: in autocommit they cost one round trip, not three
+        # (no BEGIN before them, no ROLLBACK when the connection goes back to the pool).
+        self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def get(self, document_id: str, *, fresh: bool = False) -> Document | None:
         return await self._one(documents.c.id == document_id)
@@ -90,7 +93,7 @@ class SqlDocumentRepository:
 
     @_retry
     async def _one(self, condition: ColumnElement[bool]) -> Document | None:
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = (await conn.execute(select(documents).where(condition))).first()
         return None if row is None else _document(row, row.id, row.version)
 
@@ -135,12 +138,9 @@ class SqlDocumentRepository:
                 < tuple_(parse_timestamp(after_time), after_id)
             )
         stmt = stmt.order_by(*order).offset(query.offset).limit(query.limit + 1)
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-            total = 0
-            if query.count:
-                count = select(func.count()).select_from(documents).where(*conditions)
-                total = await conn.scalar(count) or 0
+            total = await _total_size(conn, conditions) if query.count else 0
         return Page.of(
             [_document(row, row.id, row.version) for row in rows[: query.limit]],
             total_size=total,
@@ -158,7 +158,7 @@ class SqlDocumentRepository:
             .order_by(document_versions.c.version)
             .limit(limit)
         )
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             rows = (await conn.execute(stmt)).all()
         return [Snapshot.of(_document(row, document_id, row.version)) for row in rows]
 
@@ -168,7 +168,7 @@ class SqlDocumentRepository:
             document_versions.c.document_id == document_id,
             document_versions.c.version == version,
         )
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             row = (await conn.execute(stmt)).first()
         return None if row is None else _document(row, document_id, version)
 
@@ -179,7 +179,7 @@ class SqlDocumentRepository:
 
     @_retry
     async def ping(self) -> None:
-        async with self._engine.connect() as conn:
+        async with self._reader.connect() as conn:
             await conn.scalar(select(1))
 
     async def close(self) -> None:
@@ -217,6 +217,26 @@ class SqlDocumentRepository:
         await conn.execute(insert(document_versions).values(_snapshot_values(document)))
         await _insert_tags(conn, document)
         return True
+
+
+# total_size is exact up to this many matches; above it PostgreSQL's planner estimate is used
+# (AIP-158 allows an estimate), so that the first page of a huge set costs no more than of a
+# small one. SQLite counts exactly: it is the embedded, small-data backend.
+EXACT_TOTAL_UP_TO = 1000
+
+
+async def _total_size(conn: AsyncConnection, conditions: list[ColumnElement[bool]]) -> int:
+    matching = select(documents.c.id).where(*conditions)
+    if conn.dialect.name != "postgresql":
+        return await conn.scalar(select(func.count()).select_from(matching.subquery())) or 0
+    bounded = matching.limit(EXACT_TOTAL_UP_TO + 1).subquery()
+    total = await conn.scalar(select(func.count()).select_from(bounded)) or 0
+    if total <= EXACT_TOTAL_UP_TO:
+        return total
+    sql = matching.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    plan = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}")
+    estimate = int(plan.scalar_one()[0]["Plan"]["Plan Rows"])
+    return min(max(estimate, total), 2**31 - 1)
 
 
 async def _insert_tags(conn: AsyncConnection, document: Document) -> None:
