@@ -36,6 +36,7 @@ from docservice.documents import (
     version_message,
 )
 from docservice.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from docservice.page_tokens import PageTokens
 from docservice.repository import DocumentRepository, ListQuery
 from docservice.settings import Settings
 from docservice.validation import Limits, Validator, check_mask_paths
@@ -57,6 +58,10 @@ class DocumentService:
     def __init__(self, repository: DocumentRepository, settings: Settings) -> None:
         self._repository = repository
         self._validator = Validator(Limits.from_settings(settings))
+        secret = settings.page_token_secret
+        self._page_tokens = PageTokens(
+            secret.get_secret_value().encode() if secret is not None else None
+        )
         self._default_page_size = settings.default_page_size
         self._max_page_size = settings.max_page_size
         self._max_versions_page = settings.max_versions_page
@@ -161,7 +166,7 @@ class DocumentService:
         )
         after, total_size = None, 0
         if request.page_token:
-            position = page_tokens.decode(request.page_token, query_print)
+            position = self._page_tokens.decode(request.page_token, query_print)
             after, total_size = _document_position(position)
         query = ListQuery(
             limit=size,
@@ -178,7 +183,7 @@ class DocumentService:
         total_size = page.total_size if after is None else total_size
         response = page.documents
         if page.has_more and page.last is not None:
-            token = page_tokens.encode(query_print, [*page.last, total_size])
+            token = self._page_tokens.encode(query_print, [*page.last, total_size])
             response += message_field(2, token.encode())
         if total_size:
             response += varint_field(3, total_size)
@@ -194,7 +199,7 @@ class DocumentService:
         query_print = page_tokens.fingerprint("versions", document_id)
         after = 0
         if request.page_token:
-            position = page_tokens.decode(request.page_token, query_print)
+            position = self._page_tokens.decode(request.page_token, query_print)
             if (
                 len(position) != 1
                 or type(position[0]) is not int
@@ -207,7 +212,7 @@ class DocumentService:
             raise NotFound(f"document {document_id} not found")
         response = b"".join(message_field(1, s.version_message()) for s in snapshots[:size])
         if len(snapshots) > size:
-            token = page_tokens.encode(query_print, [snapshots[size - 1].version])
+            token = self._page_tokens.encode(query_print, [snapshots[size - 1].version])
             response += message_field(2, token.encode())
         return response
 

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = None
+    # Signs page tokens. Servers that should accept each other's tokens need the same secret;
+    # unset, each process (with its workers) makes a random one.
+    page_token_secret: SecretStr | None = Field(None, min_length=16)
 
     redis_url: str = ""
     cache_ttl_seconds: int = Field(300, ge=1)

@@ -11,10 +11,13 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import secrets
 import signal
 import threading
 from multiprocessing.process import BaseProcess
 from types import FrameType
+
+from pydantic import SecretStr
 
 from docservice.app import make_repository, serve
 from docservice.settings import Settings
@@ -45,6 +48,10 @@ async def _migrate(settings: Settings) -> None:
 
 def supervise(settings: Settings) -> None:
     count = worker_count(settings)
+    if settings.page_token_secret is None:  # one key for all workers: a client may reconnect
+        settings = settings.model_copy(
+            update={"page_token_secret": SecretStr(secrets.token_urlsafe(32))}
+        )
     if settings.migrate_on_start:
         asyncio.run(_migrate(settings))
     context = multiprocessing.get_context("spawn")

@@ -14,6 +14,7 @@ from docservice._proto.document import (
     CreateDocumentRequest,
     DocumentServiceStub,
     GetDocumentRequest,
+    ListDocumentsRequest,
 )
 from tests.servers import free_port
 
@@ -88,6 +89,19 @@ async def test_two_workers_share_the_port_and_are_supervised(tmp_path: Path) -> 
             )
         )
         assert [f.document.id for f in fetched] == [d.id for d in created]
+        # A page token issued through one connection (worker) is good on all the others: the
+        # workers sign with the supervisor's key.
+        for i, stub in enumerate(stubs):
+            first_page = await stub.list_documents(
+                ListDocumentsRequest(author="w", page_size=1), timeout=5
+            )
+            following = await stubs[(i + 1) % len(stubs)].list_documents(
+                ListDocumentsRequest(
+                    author="w", page_size=1, page_token=first_page.next_page_token
+                ),
+                timeout=5,
+            )
+            assert len(following.documents) == 1
         for channel in channels:
             channel.close()
 

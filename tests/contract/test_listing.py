@@ -268,6 +268,25 @@ async def test_garbage_page_tokens_are_rejected(stub: DocumentServiceStub) -> No
         assert violated_fields(error) == ["page_token"], token
 
 
+async def test_altered_or_rebound_page_tokens_are_rejected(stub: DocumentServiceStub) -> None:
+    """Tokens are signed: neither the position nor the query they are bound to can be edited."""
+    mine, other = unique("author"), unique("author")
+    await create_many(stub, 3, author=mine)
+    await create_many(stub, 3, author=other)
+    token = (await list_docs(stub, author=mine, page_size=1)).next_page_token
+    foreign = (await list_docs(stub, author=other, page_size=1)).next_page_token
+    payload, _, mac = token.partition(".")
+    flipped = payload[:-1] + ("A" if payload[-1] != "A" else "B")
+    spliced = foreign.partition(".")[0] + "." + mac  # another query's payload, our signature
+    for forged, author in ((f"{flipped}.{mac}", mine), (spliced, other), (payload, mine)):
+        error = await expect_status(
+            list_docs(stub, author=author, page_size=1, page_token=forged),
+            Status.INVALID_ARGUMENT,
+        )
+        assert violated_fields(error) == ["page_token"], forged
+    assert len((await list_docs(stub, author=mine, page_size=1, page_token=token)).documents) == 1
+
+
 async def test_unknown_status_filter_is_rejected(stub: DocumentServiceStub) -> None:
     error = await expect_status(list_docs(stub, status=7), Status.INVALID_ARGUMENT)
     assert violated_fields(error) == ["status"]

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from docservice import page_tokens
 from docservice._proto.document import DocumentStatus
 from docservice.documents import (
     EDITABLE_FIELDS,
@@ -168,68 +165,6 @@ def test_mask_paths() -> None:
         with pytest.raises(InvalidArgument) as caught:
             check_mask_paths(bad)
         assert fields_of(caught.value) == [f"update_mask.paths[{index}]"]
-
-
-def test_page_token_round_trip() -> None:
-    query = page_tokens.fingerprint("documents", None, "ann", "", "", False)
-    position = ["2026-11-26T10:00:00.123456Z", str(uuid.uuid4())]
-    token = page_tokens.encode(query, position)
-    assert token.isascii() and "=" not in token
-    assert page_tokens.decode(token, query) == position
-    assert page_tokens.decode(page_tokens.encode(query, [7]), query) == [7]
-
-
-def test_fingerprint_depends_on_every_part() -> None:
-    base = page_tokens.fingerprint("documents", None, "ann", "", "", False)
-    assert base == page_tokens.fingerprint("documents", None, "ann", "", "", False)
-    assert base != page_tokens.fingerprint("documents", None, "bob", "", "", False)
-    assert base != page_tokens.fingerprint("documents", None, "ann", "", "", True)
-    assert base != page_tokens.fingerprint("documents", 0, "ann", "", "", False)
-
-
-def _b64(payload: bytes) -> str:
-    return base64.urlsafe_b64encode(payload).decode().rstrip("=")
-
-
-@pytest.mark.parametrize(
-    "token",
-    [
-        "!!!not base64!!!",
-        "\u00e9t\u00e9",
-        _b64(b"not json"),
-        _b64(b"\xff\xfe"),
-        _b64(b'["q", "p"]'),
-        _b64(b"42"),
-        _b64(b'{"q": "x"}'),
-        _b64(b'{"p": [1]}'),
-    ],
-)
-def test_garbage_tokens_are_rejected(token: str) -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        page_tokens.decode(token, "x")
-    assert fields_of(caught.value) == [page_tokens.FIELD]
-
-
-def test_tampered_tokens_are_rejected() -> None:
-    query = page_tokens.fingerprint("versions", str(uuid.uuid4()))
-    token = page_tokens.encode(query, [3])
-    with pytest.raises(InvalidArgument):
-        page_tokens.decode(token[:-3], query)  # truncated
-    payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    payload["q"] = "0" * len(query)
-    with pytest.raises(InvalidArgument):
-        page_tokens.decode(_b64(json.dumps(payload).encode()), query)
-    payload["q"], payload["p"] = query, 3  # position must be a list
-    with pytest.raises(InvalidArgument):
-        page_tokens.decode(_b64(json.dumps(payload).encode()), query)
-
-
-def test_token_from_another_query_is_rejected() -> None:
-    mine = page_tokens.fingerprint("versions", str(uuid.uuid4()))
-    other = page_tokens.fingerprint("versions", str(uuid.uuid4()))
-    with pytest.raises(InvalidArgument) as caught:
-        page_tokens.decode(page_tokens.encode(other, [3]), mine)
-    assert fields_of(caught.value) == [page_tokens.FIELD]
 
 
 def test_parse_document_id_canonicalises() -> None:
