@@ -10,7 +10,9 @@ Consistency scheme (read-your-writes for every client while Redis is healthy):
 * List pages live at ``{prefix}l:{generation}:{hash of every query parameter}``. Every write
   increments ``{prefix}lgen`` after its commit, in the same script as its write-through. A reader
   reads the generation *before* the database; a page it stores late lands under a generation
-  nobody reads any more. Invalidation is one INCR: no SCAN, no per-key bookkeeping.
+  nobody reads any more. Invalidation is one INCR: no SCAN, no per-key bookkeeping. A missing
+  counter (Redis restarted or evicted it) starts at Redis's clock in microseconds, never at 0,
+  so that no generation number is used twice.
 * Version snapshots never change: ``{prefix}v:{id}:{n}`` with a long TTL, never invalidated. A
   history page is served from them when the cached document says which versions exist.
 
@@ -18,9 +20,11 @@ Redis trouble never fails a request: every call has a short timeout, errors fall
 database, and a circuit breaker skips Redis for a cool-down after repeated failures (timeouts
 count only while no reply at all arrives: a loaded event loop makes replies late). A write is
 acknowledged once the database committed, whatever Redis does. If its write-through cannot reach
-Redis, this process stops reading from the cache until it has deleted the entries it could not
-update and bumped the list generation (or, after very many such writes, until every entry
-written before the outage has expired). Other processes sharing the Redis learn nothing of this:
+Redis, this process stops reading from the cache until it has written those documents through
+again and bumped the list generation (or, after very many such writes, until every entry written
+before the outage has expired). The repair writes rather than deletes: a reader that read an
+older version from the database before the write may still store it, and only a newer entry in
+place refuses it. Other processes sharing the Redis learn nothing of this:
 a reader there may see the older entry until this process repairs it, at its next call that
 reaches Redis. Counters of hits, misses, errors and bypasses are kept in `stats`.
 """
@@ -65,6 +69,7 @@ VERSION_TTL_SECONDS = 7 * 24 * 3600
 MAGIC = b"ds1"
 TIMESTAMP_LENGTH = len("2026-11-26T10:00:00.123456Z")
 MAX_DIRTY_IDS = 10_000
+MAX_DIRTY_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -187,7 +192,9 @@ class CachedDocumentRepository:
         self._bump_generation = redis.register_script(BUMP_GENERATION)
         self._read_list = redis.register_script(READ_LIST)
         self._read_versions = redis.register_script(READ_VERSIONS)
-        self._dirty: set[str] = set()
+        # Write-through arguments of the documents whose write-through failed, by id.
+        self._dirty: dict[str, list[Any]] = {}
+        self._dirty_bytes = 0
         self._lists_dirty = False
         self._bypass_until = 0.0
         self.stats = CacheStats()
@@ -269,8 +276,8 @@ class CachedDocumentRepository:
             if all(s is not None for s in snapshots):
                 self.stats.hits += 1
                 return [s for s in snapshots if s is not None]
-            if any(raw is not None for raw in found):
-                self.stats.errors += 1  # garbage among them: a miss
+            if any(s is None and raw is not None for s, raw in zip(snapshots, found, strict=True)):
+                self.stats.errors += 1  # garbage among them (not just uncached ones): a miss
         snapshots_from_db = await self._inner.versions(document_id, after_version, limit)
         if found is not SKIPPED:
             self.stats.misses += 1
@@ -349,18 +356,22 @@ class CachedDocumentRepository:
 
     async def _after_write(self, document: Document) -> None:
         key = self._document_key(document.id)
+        args: list[Any] = [document.version, *_entry(document), self._ttl]
         done = await self._call(
-            lambda redis: self._write_through(
-                keys=[key, self._generation_key],
-                args=[document.version, *_entry(document), self._ttl],
-            )
+            lambda redis: self._write_through(keys=[key, self._generation_key], args=args)
         )
-        if done is SKIPPED:
-            self._dirty.add(document.id)
-            self._lists_dirty = True
-            if len(self._dirty) > MAX_DIRTY_IDS:  # too many to repair: wait until they expire
-                self._dirty.clear()
-                self._bypass_until = time.monotonic() + self._ttl
+        if done is not SKIPPED:
+            return
+        self._lists_dirty = True
+        known = self._dirty.get(document.id)
+        if known is None or known[0] < document.version:
+            self._dirty[document.id] = args
+            self._dirty_bytes += len(args[1])
+        if len(self._dirty) > MAX_DIRTY_IDS or self._dirty_bytes > MAX_DIRTY_BYTES:
+            # Too much to hold for a repair: wait until every entry written before has expired.
+            self._dirty.clear()
+            self._dirty_bytes = 0
+            self._bypass_until = time.monotonic() + self._ttl
 
     async def _call(self, operation: Callable[[Redis], Awaitable[T]]) -> T | _NoReply:
         """Run one Redis operation within the timeout; SKIPPED if Redis is unusable.
@@ -388,12 +399,19 @@ class CachedDocumentRepository:
         return result
 
     async def _repair(self) -> None:
-        """Drop the entries this process could not update; move lists to a new generation."""
-        dirty = list(self._dirty)
+        """Write through what this process could not; move lists to a new generation."""
+        dirty = list(self._dirty.items())
         if dirty:
-            await self._redis.delete(*(self._document_key(i) for i in dirty))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for document_id, args in dirty:
+                    key = self._document_key(document_id)
+                    await self._set_if_newer(keys=[key], args=args, client=pipe)
+                await pipe.execute()
         await self._bump_generation(keys=[self._generation_key])
-        self._dirty.difference_update(dirty)
+        for document_id, args in dirty:
+            if self._dirty.get(document_id) is args:
+                del self._dirty[document_id]
+                self._dirty_bytes -= len(args[1])
         self._lists_dirty = False
 
     def _parse(self, message_type: type[M], raw: object) -> M | None:

@@ -31,15 +31,28 @@ local function store_if_newer(key, version, value, deleted, ttl)
   redis.call('EXPIRE', key, ttl)
   return 1
 end
+"""
 
--- A garbage counter is replaced by the server clock in microseconds, which is above any value
--- INCR could have reached, so no old generation is ever reused.
+# The list generation counter, shared by the scripts that read or bump it.
+_GENERATIONS = """
+-- A missing or garbage counter starts at the server clock in microseconds, above any value an
+-- earlier counter could have reached by INCR: no generation is ever reused, not after a restart
+-- or an eviction of the counter either (a page stored late under an old generation, or left
+-- over from before, would be served again when a counter restarted from 0 came back to it).
+local function start_generation(key)
+  local now = redis.call('TIME')
+  local generation = string.format('%d', now[1] * 1000000 + now[2])
+  redis.call('SET', key, generation)
+  return generation
+end
+
 local function bump_generation(key)
-  local ok = redis.pcall('INCR', key)
-  if type(ok) == 'table' and ok['err'] then
-    local now = redis.call('TIME')
-    redis.call('SET', key, now[1] * 1000000 + now[2])
+  if redis.call('EXISTS', key) == 0 then
+    start_generation(key)
+    return 1
   end
+  local ok = redis.pcall('INCR', key)
+  if type(ok) == 'table' and ok['err'] then start_generation(key) end
   return 1
 end
 """
@@ -50,18 +63,23 @@ SET_IF_NEWER = (
 )
 
 # After a commit: store the document if newer, and move every list page out of sight.
-WRITE_THROUGH = _STORE_IF_NEWER + (
-    "store_if_newer(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])\nreturn bump_generation(KEYS[2])"
+WRITE_THROUGH = (
+    _STORE_IF_NEWER
+    + _GENERATIONS
+    + "store_if_newer(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])\nreturn bump_generation(KEYS[2])"
 )
 
-BUMP_GENERATION = _STORE_IF_NEWER + "return bump_generation(KEYS[1])"
+BUMP_GENERATION = _GENERATIONS + "return bump_generation(KEYS[1])"
 
 # The current list generation and the page stored under it, in one round trip.
-READ_LIST = """
-local generation = redis.call('GET', KEYS[1]) or '0'
+READ_LIST = (
+    _GENERATIONS
+    + """
+local generation = redis.call('GET', KEYS[1]) or start_generation(KEYS[1])
 if not tonumber(generation) then return false end
 return {generation, redis.call('GET', ARGV[1] .. generation .. ':' .. ARGV[2])}
 """
+)
 
 # The document's version and the cached snapshots after `after`, up to `limit` of them.
 READ_VERSIONS = """

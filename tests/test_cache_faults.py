@@ -233,6 +233,24 @@ async def test_paused_redis_is_bounded_and_leaves_no_stale_entry(env: Env) -> No
     assert await history(env.stub, document.id) == [(1, "v1"), (2, "while paused")]
 
 
+async def test_a_late_store_after_a_repair_cannot_bring_back_an_older_version(env: Env) -> None:
+    """A reader read version 1 from the database just before a write whose write-through failed;
+    its store arrives after this process repaired the entry. The repair must leave the committed
+    version in place (a deleted entry would take the late version 1 and serve it)."""
+    document = await create(env.stub, author=unique("author"), content="v1")
+    late = await env.cache.inner.get(document.id)  # what the slow reader got from the database
+    assert late is not None and late.version == 1
+    env.redis.pause()
+    try:
+        assert (await update(env.stub, document.id, content="v2")).version == 2
+    finally:
+        env.redis.resume()
+    await env.cache._store_document(late)  # the reader's store: the first call after the fault
+    assert (await get(env.stub, document.id)).version == 2
+    await until_cache_hit(env, document.id, 2)
+    assert (await get(env.stub, document.id)).content == "v2"
+
+
 GARBAGE = {"text": b"garbage", "bad-varint": b"\xff\xff\xff\xff", "empty": b""}
 
 
