@@ -8,6 +8,7 @@ so; the service reads again and retries. Reads never touch the history table unl
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,10 @@ def create_engine(url: str) -> AsyncEngine:
     """An async engine tuned for the dialect: WAL and a busy timeout for SQLite."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_size=10, max_overflow=10)
+        engine = create_async_engine(url, pool_size=10, max_overflow=10)
+        if parsed.get_driver_name() == "asyncpg":
+            event.listen(engine.sync_engine, "connect", _notice_gone_clients)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": 5})
@@ -66,9 +70,36 @@ def create_engine(url: str) -> AsyncEngine:
     return engine
 
 
+# A backend waiting on a lock does not notice that its client has gone. A call cancelled at its
+# deadline has its connection closed (SQLAlchemy terminates it, and with it asyncpg's pending
+# cancel request), and the backend would wait on, holding a connection slot, until the lock is
+# released. PostgreSQL 14+ can look at the socket while it waits, every this many ms.
+CLIENT_CHECK_INTERVAL_MS = 1000
+
+
+def _notice_gone_clients(dbapi_connection: Any, _record: Any) -> None:
+    async def enable(connection: Any) -> None:
+        import asyncpg  # type: ignore[import-untyped]
+
+        if connection.get_server_version().major >= 14:
+            with contextlib.suppress(asyncpg.PostgresError):  # not on every platform
+                await connection.execute(
+                    f"SET client_connection_check_interval = {CLIENT_CHECK_INTERVAL_MS}"
+                )
+
+    dbapi_connection.run_async(enable)
+
+
+# PostgreSQL refusing or dropping connections while it shuts down or starts up (57P01-57P03):
+# asyncpg raises these as plain server errors, not as connection errors.
+TRANSIENT_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
+
 def is_transient(exc: BaseException) -> bool:
     """Faults worth another try: lost or refused connections, pool timeouts, SQLite locks."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+    if isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) in TRANSIENT_SQLSTATES
+    ):
         return True
     return isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | OSError)
 
@@ -220,7 +251,9 @@ class SqlDocumentRepository:
                 return outcome
             try:
                 await transaction.commit()
-            except (OperationalError, InterfaceError) as exc:
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
                 raise Unavailable("the document store failed while committing") from exc
             return outcome
 
