@@ -1,14 +1,49 @@
-"""The wire codec: grpclib's protobuf codec with a cap on request size."""
+"""The wire codec: grpclib's protobuf codec, strict about the requests it accepts.
+
+betterproto2's parser trusts its input: it silently shortens a field whose declared length runs
+past the end of the message, lets a field arrive in another type's wire encoding (an integer
+where a string belongs, which then breaks the service far from the wire), and fails on other
+malformed bytes with arbitrary exceptions. So every request is checked against its message's
+schema first, and anything malformed is INVALID_ARGUMENT naming the field. The gRPC framing is
+checked too, before the body is buffered: a message over the size limit is RESOURCE_EXHAUSTED
+as soon as its length prefix arrives.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import struct
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import betterproto2
+import grpclib.server
+import grpclib.stream
+from google.protobuf.message import DecodeError
 from grpclib.const import Status
+from grpclib.encoding.base import CodecBase
 from grpclib.encoding.proto import ProtoCodec
 from grpclib.exceptions import GRPCError
+from grpclib.protocol import Stream as H2Stream
 
-__all__ = ["Encoded", "LimitedCodec", "message_field", "varint_field"]
+from docservice.errors import FieldViolation, InvalidArgument
+from docservice.grpc_errors import invalid_argument
+
+__all__ = ["Encoded", "LimitedCodec", "check_wire", "message_field", "varint_field"]
+
+REQUEST = "request"  # names the message itself in violations not tied to one field
+MAX_VARINT_BYTES = 10
+MAX_FIELD_NUMBER = 2**29 - 1
+
+_WIRE_VARINT, _WIRE_FIXED64, _WIRE_LEN, _WIRE_FIXED32 = 0, 1, 2, 5
+_WIRE_NAMES = {0: "varint", 1: "64-bit", 2: "length-delimited", 5: "32-bit"}
+_WIRE_OF_TYPE = {
+    **dict.fromkeys(betterproto2.WIRE_VARINT_TYPES, _WIRE_VARINT),
+    **dict.fromkeys(betterproto2.WIRE_FIXED_64_TYPES, _WIRE_FIXED64),
+    **dict.fromkeys(betterproto2.WIRE_FIXED_32_TYPES, _WIRE_FIXED32),
+    **dict.fromkeys(betterproto2.WIRE_LEN_DELIM_TYPES, _WIRE_LEN),
+}
+_FIXED_SIZE = {_WIRE_FIXED64: 8, _WIRE_FIXED32: 4}
 
 
 class Encoded:
@@ -39,10 +74,153 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+@dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+    wire_type: int
+    repeated: bool
+    packable: bool  # a repeated scalar, which may also come packed (length-delimited)
+    text: bool
+    message: type[betterproto2.Message] | None
+
+
+@functools.cache
+def _schema(message_type: type[betterproto2.Message]) -> dict[int, _Field]:
+    meta: betterproto2.ProtoClassMetadata = message_type._betterproto  # type: ignore[arg-type]
+    schema: dict[int, _Field] = {}
+    for number, name in meta.field_name_by_number.items():
+        field = meta.meta_by_field_name[name]
+        nested: type[betterproto2.Message] | None = None
+        if field.proto_type in (betterproto2.TYPE_MESSAGE, betterproto2.TYPE_MAP):
+            nested = field.unwrap() if field.unwrap else meta.cls_by_field[name]
+        schema[number] = _Field(
+            name=name,
+            wire_type=_WIRE_OF_TYPE[field.proto_type],
+            repeated=bool(field.repeated),
+            packable=bool(field.repeated) and field.proto_type in betterproto2.PACKED_TYPES,
+            text=field.proto_type == betterproto2.TYPE_STRING,
+            message=nested,
+        )
+    return schema
+
+
+def check_wire(data: bytes, message_type: type[betterproto2.Message]) -> None:
+    """Raise InvalidArgument unless `data` is a well-formed `message_type`.
+
+    Well-formed: every tag, varint and length fits in the data; every known field has its
+    type's wire encoding; strings are UTF-8 without NUL characters (PostgreSQL text cannot hold
+    U+0000, and no backend may accept what another rejects); nested messages are well-formed
+    too. Unknown fields are skipped, as protobuf requires. Violations name the field, e.g.
+    `tags[2]` or `update_mask.paths[0]`.
+    """
+    violations: list[FieldViolation] = []
+    try:
+        _check_message(memoryview(data), message_type, "", violations)
+    except InvalidArgument as exc:  # malformed past repair: stop, with what was found so far
+        violations += exc.violations
+    if violations:
+        raise InvalidArgument(violations)
+
+
+def _check_message(
+    data: memoryview,
+    message_type: type[betterproto2.Message],
+    prefix: str,
+    violations: list[FieldViolation],
+) -> None:
+    schema = _schema(message_type)
+    seen: dict[int, int] = {}
+    end = len(data)
+    pos = 0
+    while pos < end:
+        key, pos = _read_varint(data, pos, prefix.rstrip(".") or REQUEST)
+        number, wire_type = key >> 3, key & 7
+        field = schema.get(number)
+        name = prefix + (field.name if field is not None else f"<field {number}>")
+        if not 1 <= number <= MAX_FIELD_NUMBER:
+            raise InvalidArgument.of(prefix.rstrip(".") or REQUEST, f"has field number {number}")
+        if field is not None and field.repeated:
+            index = seen.get(number, 0)
+            seen[number] = index + 1
+            name = f"{name}[{index}]"
+        if wire_type not in _WIRE_NAMES:
+            raise InvalidArgument.of(name, f"uses wire type {wire_type}, which proto3 does not use")
+        if (
+            field is not None
+            and wire_type != field.wire_type
+            and not (field.packable and wire_type == _WIRE_LEN)
+        ):
+            raise InvalidArgument.of(
+                name,
+                f"arrived as a {_WIRE_NAMES[wire_type]} value, but this field is "
+                f"{_WIRE_NAMES[field.wire_type]}",
+            )
+        if wire_type == _WIRE_VARINT:
+            _, pos = _read_varint(data, pos, name)
+        elif wire_type in _FIXED_SIZE:
+            pos += _FIXED_SIZE[wire_type]
+            if pos > end:
+                raise InvalidArgument.of(name, "is truncated")
+        else:  # length-delimited
+            length, pos = _read_varint(data, pos, name)
+            if length > end - pos:
+                raise InvalidArgument.of(
+                    name, f"is truncated: declares {length} bytes, {end - pos} remain"
+                )
+            payload = data[pos : pos + length]
+            pos += length
+            if field is not None:
+                _check_payload(payload, field, name, violations)
+
+
+def _check_payload(
+    payload: memoryview, field: _Field, name: str, violations: list[FieldViolation]
+) -> None:
+    if field.text:
+        raw = payload.tobytes()
+        if not raw.isascii():
+            try:
+                raw.decode()
+            except UnicodeDecodeError:
+                violations.append(FieldViolation(name, "must be valid UTF-8"))
+                return
+        if b"\x00" in raw:
+            violations.append(FieldViolation(name, "must not contain NUL characters (U+0000)"))
+    elif field.message is not None:
+        _check_message(payload, field.message, f"{name}.", violations)
+    elif field.packable:
+        size = _FIXED_SIZE.get(field.wire_type)
+        if size is not None:
+            if len(payload) % size:
+                raise InvalidArgument.of(name, "is truncated")
+            return
+        pos = 0
+        while pos < len(payload):
+            _, pos = _read_varint(payload, pos, name)
+
+
+def _read_varint(data: memoryview, pos: int, name: str) -> tuple[int, int]:
+    result = shift = 0
+    stop = min(len(data), pos + MAX_VARINT_BYTES)
+    while pos < stop:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+    if pos == len(data):
+        raise InvalidArgument.of(name, "is truncated")
+    raise InvalidArgument.of(name, f"has a varint longer than {MAX_VARINT_BYTES} bytes")
+
+
+_Message = TypeVar("_Message")
+
+
 class LimitedCodec(ProtoCodec):
-    """Refuses to decode a message larger than `max_bytes` (RESOURCE_EXHAUSTED), like gRPC's own
-    max receive message length (grpclib has no such limit of its own), and sends `Encoded`
-    messages without encoding them again."""
+    """grpclib's protobuf codec, with gRPC's max receive message length (grpclib has none):
+    larger requests are RESOURCE_EXHAUSTED. Sends `Encoded` messages without encoding them
+    again, and checks every request (see the module docstring)."""
 
     def __init__(self, max_bytes: int) -> None:
         self._max_bytes = max_bytes
@@ -53,9 +231,70 @@ class LimitedCodec(ProtoCodec):
         return super().encode(message, message_type)
 
     def decode(self, data: bytes, message_type: Any) -> Any:
-        if len(data) > self._max_bytes:
+        self._check_size(len(data))
+        strict = isinstance(message_type, type) and issubclass(message_type, betterproto2.Message)
+        try:
+            if strict:
+                check_wire(data, message_type)
+                return message_type.parse(data)
+            return super().decode(data, message_type)  # health, reflection: protobuf's parser
+        except InvalidArgument as exc:
+            raise invalid_argument(exc) from None
+        except (DecodeError, ValueError, TypeError, EOFError, struct.error) as exc:
+            # Only protobuf's parser, if check_wire lets nothing through that betterproto2
+            # fails on; never INTERNAL for a malformed request either way.
+            name = getattr(message_type, "__name__", "message")
+            raise invalid_argument(
+                InvalidArgument.of(REQUEST, f"is not a valid {name}: {exc}")
+            ) from None
+
+    async def receive(self, stream: H2Stream, message_type: type[_Message]) -> _Message | None:
+        """The next request message of `stream` (None at its end), framing checked first."""
+        prefix = await _read(stream, 5, "the 5-byte prefix of a message")
+        if not prefix:
+            return None
+        if prefix[0] == 1:
+            raise GRPCError(
+                Status.UNIMPLEMENTED,
+                "compressed messages are not supported: send them uncompressed",
+            )
+        if prefix[0] != 0:
+            raise invalid_argument(
+                InvalidArgument.of(REQUEST, f"has a message prefix with flags {prefix[0]:#04x}")
+            )
+        length = int.from_bytes(prefix[1:], "big")
+        self._check_size(length)
+        body = await _read(stream, length, f"a message of {length} bytes")
+        return self.decode(body, message_type)  # type: ignore[no-any-return]
+
+    def _check_size(self, size: int) -> None:
+        if size > self._max_bytes:
             raise GRPCError(
                 Status.RESOURCE_EXHAUSTED,
-                f"message of {len(data)} bytes exceeds the limit of {self._max_bytes}",
+                f"message of {size} bytes exceeds the limit of {self._max_bytes}",
             )
-        return super().decode(data, message_type)
+
+
+async def _read(stream: H2Stream, size: int, what: str) -> bytes:
+    try:
+        return await stream.recv_data(size)
+    except AssertionError:  # grpclib's Buffer.read: the stream ended before `size` bytes came
+        raise invalid_argument(InvalidArgument.of(REQUEST, f"ended inside {what}")) from None
+
+
+_grpclib_recv_message = grpclib.stream.recv_message
+
+
+async def _recv_message(
+    stream: H2Stream, codec: CodecBase, message_type: type[_Message]
+) -> _Message | None:
+    if isinstance(codec, LimitedCodec):
+        return await codec.receive(stream, message_type)
+    return await _grpclib_recv_message(stream, codec, message_type)
+
+
+# grpclib's server Stream.recv_message reads requests through this module-level function, which
+# would buffer a message of any declared length before a codec could refuse it, and fails on a
+# bad prefix with bare exceptions (UNKNOWN). Servers whose codec is a LimitedCodec read through
+# LimitedCodec.receive instead; any other codec keeps grpclib's reader.
+grpclib.server.recv_message = _recv_message  # type: ignore[attr-defined]

@@ -20,7 +20,7 @@ from docservice.errors import (
     Unavailable,
 )
 
-__all__ = ["grpc_status"]
+__all__ = ["grpc_status", "invalid_argument"]
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +45,20 @@ def grpc_status() -> Iterator[None]:
     except (GRPCError, asyncio.CancelledError):
         raise
     except InvalidArgument as exc:
-        details = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(
-                    field=v.field, description=v.description
-                )
-                for v in exc.violations
-            ]
-        )
-        raise GRPCError(Status.INVALID_ARGUMENT, str(exc), [details]) from None
+        raise invalid_argument(exc) from None
     except DocServiceError as exc:
         raise GRPCError(STATUS_OF[type(exc)], str(exc)) from None
     except Exception:
         log.exception("unexpected error")
         raise GRPCError(Status.INTERNAL, "internal error") from None
+
+
+def invalid_argument(exc: InvalidArgument) -> GRPCError:
+    """INVALID_ARGUMENT with `google.rpc.BadRequest` field violations as status details."""
+    details = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in exc.violations
+        ]
+    )
+    return GRPCError(Status.INVALID_ARGUMENT, str(exc), [details])

@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from grpclib.const import Handler
+from grpclib.const import Handler, Status
+from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
 
 from docservice._proto.document import (
@@ -16,7 +17,10 @@ from docservice._proto.document import (
     Document,
     DocumentServiceBase,
     DocumentVersion,
+    GetDocumentRequest,
     GetDocumentVersionRequest,
+    GetDocumentVersionsRequest,
+    ListDocumentsRequest,
     RestoreDocumentRequest,
     RevertDocumentRequest,
     UpdateDocumentRequest,
@@ -29,6 +33,8 @@ from docservice.service import DocumentService
 from docservice.telemetry import Telemetry
 
 __all__ = ["DocumentServicer"]
+
+SERVICE = "/document.DocumentService"
 
 
 class DocumentServicer(DocumentServiceBase):
@@ -43,57 +49,74 @@ class DocumentServicer(DocumentServiceBase):
             yield
 
     def __mapping__(self) -> dict[str, Handler]:
-        # The read methods answer with bytes assembled from stored or cached
-        # wire-form documents (see DocumentService), so their handlers take the stream itself.
-        mapping = super().__mapping__()
-        encoded = {
-            "GetDocument": lambda request: self._service.get_response_bytes(request.id),
-            "ListDocuments": self._service.list_response_bytes,
-            "GetDocumentVersions": self._service.versions_response_bytes,
+        # Every handler is ours: the generated ones receive the request before any of this
+        # class's code runs, so a malformed one would go uncounted and unlogged, and a call
+        # that ended without a request message would fail with UNKNOWN.
+        calls: dict[str, Callable[[Any], Awaitable[Any]]] = {
+            "GetDocument": self._get_document,
+            "CreateDocument": self.create_document,
+            "UpdateDocument": self.update_document,
+            "DeleteDocument": self.delete_document,
+            "RestoreDocument": self.restore_document,
+            "ListDocuments": self._list_documents,
+            "GetDocumentVersions": self._get_document_versions,
+            "GetDocumentVersion": self.get_document_version,
+            "RevertDocument": self.revert_document,
         }
-        for method, produce in encoded.items():
-            generated = mapping[f"/document.DocumentService/{method}"]
-            mapping[f"/document.DocumentService/{method}"] = Handler(
-                self._encoded_handler(method, produce),
+        mapping = super().__mapping__()
+        assert mapping.keys() == {f"{SERVICE}/{method}" for method in calls}, mapping.keys()
+        for method, call in calls.items():
+            generated = mapping[f"{SERVICE}/{method}"]
+            mapping[f"{SERVICE}/{method}"] = Handler(
+                self._handler(method, call),
                 generated.cardinality,
                 generated.request_type,
                 generated.reply_type,
             )
         return mapping
 
-    def _encoded_handler(
-        self, method: str, produce: Callable[[Any], Awaitable[bytes]]
+    def _handler(
+        self, method: str, call: Callable[[Any], Awaitable[Any]]
     ) -> Callable[[Stream[Any, Any]], Awaitable[None]]:
         async def handle(stream: Stream[Any, Any]) -> None:
-            request = await stream.recv_message()
-            assert request is not None
             with self._call(method):
-                data = await produce(request)
-            await stream.send_message(Encoded(data))  # LimitedCodec sends it as it is
+                request = await stream.recv_message()  # LimitedCodec checks it
+                if request is None:
+                    raise GRPCError(
+                        Status.INVALID_ARGUMENT, "the call ended without a request message"
+                    )
+                response = await call(request)
+            await stream.send_message(response)
 
         return handle
 
+    # The read methods answer with bytes assembled from stored or cached wire-form documents
+    # (see DocumentService), which LimitedCodec sends as they are.
+
+    async def _get_document(self, message: GetDocumentRequest) -> Encoded:
+        return Encoded(await self._service.get_response_bytes(message.id))
+
+    async def _list_documents(self, message: ListDocumentsRequest) -> Encoded:
+        return Encoded(await self._service.list_response_bytes(message))
+
+    async def _get_document_versions(self, message: GetDocumentVersionsRequest) -> Encoded:
+        return Encoded(await self._service.versions_response_bytes(message))
+
     async def create_document(self, message: CreateDocumentRequest) -> Document:
-        with self._call("CreateDocument"):
-            return await self._service.create(message)
+        return await self._service.create(message)
 
     async def update_document(self, message: UpdateDocumentRequest) -> UpdateDocumentResponse:
-        with self._call("UpdateDocument"):
-            return UpdateDocumentResponse(document=await self._service.update(message))
+        return UpdateDocumentResponse(document=await self._service.update(message))
 
     async def delete_document(self, message: DeleteDocumentRequest) -> DeleteDocumentResponse:
-        with self._call("DeleteDocument"):
-            await self._service.delete(message.id, message.etag)
-            return DeleteDocumentResponse(success=True)
+        await self._service.delete(message.id, message.etag)
+        return DeleteDocumentResponse(success=True)
 
     async def restore_document(self, message: RestoreDocumentRequest) -> Document:
-        with self._call("RestoreDocument"):
-            return await self._service.restore(message.id, message.etag)
+        return await self._service.restore(message.id, message.etag)
 
     async def get_document_version(self, message: GetDocumentVersionRequest) -> DocumentVersion:
-        with self._call("GetDocumentVersion"):
-            return await self._service.version(message)
+        return await self._service.version(message)
 
     async def revert_document(self, message: RevertDocumentRequest) -> Document:
-        with self._call("RevertDocument"):
-            return await self._service.revert(message)
+        return await self._service.revert(message)
