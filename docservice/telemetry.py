@@ -127,6 +127,7 @@ class Telemetry:
             "docservice_in_flight_calls", "Calls being served", registry=self.registry
         ).set_function(in_flight)
         self.registry.register(_StatsCollector(cache_stats))
+        self._by_call: dict[tuple[str, Status], tuple[Any, Any]] = {}
         self._http: Any = None
 
     def serve_metrics(self, host: str, port: int) -> None:
@@ -173,16 +174,23 @@ class Telemetry:
         self.finished(method, status, 0.0)
 
     def finished(self, method: str, status: Status, elapsed: float) -> None:
-        self._calls.labels(method, status.name).inc()
-        self._latency.labels(method, status.name).observe(elapsed)
-        log.info(
-            "%s %s %.1f ms",
-            method,
-            status.name,
-            elapsed * 1000,
-            extra={
-                "method": method,
-                "status": status.name,
-                "duration_ms": round(elapsed * 1000, 3),
-            },
-        )
+        metrics = self._by_call.get((method, status))
+        if metrics is None:  # labels() looks the children up under a lock: once per pair
+            metrics = self._by_call[method, status] = (
+                self._calls.labels(method, status.name),
+                self._latency.labels(method, status.name),
+            )
+        metrics[0].inc()
+        metrics[1].observe(elapsed)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "%s %s %.1f ms",
+                method,
+                status.name,
+                elapsed * 1000,
+                extra={
+                    "method": method,
+                    "status": status.name,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
