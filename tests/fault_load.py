@@ -9,20 +9,14 @@ and ends at the document's current state.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from grpclib.client import Channel
-from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from docservice._proto.document import (
@@ -39,7 +33,6 @@ from docservice._proto.document import (
 DEADLINE = 5.0  # per call: well above the server's retry budget, so only a hang reaches it
 MAX_CALLS_PER_WRITER = 5000  # load loops end at their time limit long before this
 CHECK_CONCURRENCY = 8
-START_TIMEOUT = 30.0
 
 # A client-side deadline (grpclib raises TimeoutError) and the server's own answer are one thing.
 DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
@@ -291,52 +284,3 @@ def summary(name: str, ledger: Ledger, report: CheckReport) -> str:
         f"documents {report.documents}, acknowledged writes checked {report.checked}, "
         f"lost {len(report.lost)}, broken histories {len(report.broken)}"
     )
-
-
-# --- `python -m docservice` as a subprocess ----------------------------------------------------
-
-
-def server_env(**settings: str) -> dict[str, str]:
-    """This environment without docservice settings, plus `settings`."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DB_", "DATABASE_", "GRPC_", "MONGO_", "REDIS_", "WORKERS"))
-    }
-    return {**env, "LOG_LEVEL": "WARNING", "WORKERS": "1", **settings}
-
-
-@asynccontextmanager
-async def server_process(
-    env: dict[str, str], cwd: Path, log: IO[bytes]
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`python -m docservice`, killed on exit if still running; its logs go to `log`."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "docservice", cwd=cwd, env=env, stderr=log, stdout=log
-    )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
-async def wait_serving(port: int, process: asyncio.subprocess.Process) -> None:
-    """Until the server answers a call (NOT_FOUND for a random id)."""
-    channel = Channel("127.0.0.1", port)
-    stub = DocumentServiceStub(channel)
-    try:
-        for _ in range(int(START_TIMEOUT / 0.05)):
-            assert process.returncode is None, "the server exited during start-up"
-            try:
-                await stub.get_document(GetDocumentRequest(id=str(uuid.uuid4())), timeout=2)
-            except GRPCError as exc:
-                if exc.status == Status.NOT_FOUND:
-                    return
-            except (OSError, StreamTerminatedError):
-                pass
-            await asyncio.sleep(0.05)
-    finally:
-        channel.close()
-    raise TimeoutError("the server did not start")

@@ -15,11 +15,9 @@ answer), and page tokens signed with a shared PAGE_TOKEN_SECRET work on either p
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
-import sys
-import uuid
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack
 
 import pytest
 from grpclib.client import Channel
@@ -36,13 +34,13 @@ from docservice._proto.document import (
     UpdateDocumentRequest,
 )
 from tests.contract.helpers import create, unique
+from tests.processes import server_env, server_process, wait_serving
 from tests.servers import RedisServer, free_port
 
 WRITERS = 50
 ROUNDS = 4  # rounds of conditional updates: 50 + 49 + 48 + 47 racing updates
 READERS, READS_EACH = 6, 25
 DEADLINE = 30.0  # per call; 50 writers queued on one row need far less, only a hang reaches it
-START_TIMEOUT = 30.0
 
 
 async def get(stub: DocumentServiceStub, document_id: str) -> Document:
@@ -188,28 +186,6 @@ async def test_fifty_writers_without_etags_all_apply(stub: DocumentServiceStub) 
 # -- two server processes sharing PostgreSQL and Redis -------------------------------------------
 
 
-def _env(**settings: str) -> dict[str, str]:
-    """This environment without any docservice setting, plus `settings`."""
-    ours = ("DB_", "DATABASE_", "GRPC_", "REDIS_", "CACHE_", "MONGO_", "PAGE_TOKEN_", "AUTH_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
-    env.update(settings)
-    return env
-
-
-async def _wait_serving(stub: DocumentServiceStub, process: asyncio.subprocess.Process) -> None:
-    for _ in range(int(START_TIMEOUT / 0.1)):
-        assert process.returncode is None, "server exited during start-up"
-        try:
-            await stub.get_document(GetDocumentRequest(id=str(uuid.uuid4())), timeout=5)
-        except GRPCError as exc:
-            if exc.status == Status.NOT_FOUND:
-                return
-        except OSError:
-            pass
-        await asyncio.sleep(0.1)
-    raise TimeoutError("server did not start")
-
-
 @pytest.fixture(scope="module")
 async def two_servers(
     postgres_url: str, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
@@ -225,31 +201,21 @@ async def two_servers(
         # Read-your-writes across processes is promised while Redis is healthy. On this loaded
         # machine a 50 ms timeout can fire on a busy event loop, which is Redis "trouble".
         "CACHE_TIMEOUT_MS": "2000",
-        "LOG_LEVEL": "WARNING",
     }
-    processes: list[asyncio.subprocess.Process] = []
     channels: list[Channel] = []
     try:
-        for _ in range(2):  # one after the other: the first applies the migrations
-            port = free_port()
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "docservice",
-                cwd=tmp,
-                env=_env(GRPC_PORT=str(port), **shared),
-            )
-            processes.append(process)
-            channels.append(Channel("127.0.0.1", port))
-            await _wait_serving(DocumentServiceStub(channels[-1]), process)
-        yield [DocumentServiceStub(channel) for channel in channels]
+        async with AsyncExitStack() as processes:
+            for _ in range(2):  # one after the other: the first applies the migrations
+                port = free_port()
+                env = server_env(GRPC_PORT=str(port), **shared)
+                await wait_serving(
+                    port, await processes.enter_async_context(server_process(env, tmp))
+                )
+                channels.append(Channel("127.0.0.1", port))
+            yield [DocumentServiceStub(channel) for channel in channels]
     finally:
         for channel in channels:
             channel.close()
-        for process in processes:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
 
 
 async def test_fifty_writers_with_one_etag_across_two_processes(

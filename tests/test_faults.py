@@ -39,13 +39,11 @@ from tests.fault_load import (
     check_ledger,
     classify,
     create,
-    server_env,
-    server_process,
     summary,
     update,
-    wait_serving,
     write_load,
 )
+from tests.processes import server_env, server_process, wait_serving
 from tests.servers import MongoServer, PostgresServer, free_port
 
 WRITERS = 8

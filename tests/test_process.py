@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,15 +22,8 @@ from docservice._proto.document import (
     GetDocumentRequest,
     UpdateDocumentRequest,
 )
+from tests.processes import START_TIMEOUT, server_env, server_process, wait_serving
 from tests.servers import free_port
-
-START_TIMEOUT = 30.0
-
-
-def _env(**settings: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "DATABASE_", "GRPC_"))}
-    env.update(settings)
-    return env
 
 
 @pytest.mark.parametrize(
@@ -49,7 +40,7 @@ def test_bad_setting_fails_at_start_with_clear_message(
 ) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "docservice"],
-        env=_env(**{name: value}),
+        env=server_env(**{name: value}),
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -58,20 +49,6 @@ def test_bad_setting_fails_at_start_with_clear_message(
     assert result.returncode != 0
     assert "invalid settings" in result.stderr and name.lower() in result.stderr
     assert "Traceback" not in result.stderr
-
-
-async def _wait_serving(stub: DocumentServiceStub, process: asyncio.subprocess.Process) -> None:
-    for _ in range(int(START_TIMEOUT / 0.1)):
-        assert process.returncode is None, "server exited during start-up"
-        try:
-            await stub.get_document(GetDocumentRequest(id=str(uuid.uuid4())))
-        except GRPCError as exc:
-            if exc.status == Status.NOT_FOUND:
-                return
-        except OSError:
-            pass
-        await asyncio.sleep(0.1)
-    raise TimeoutError("server did not start")
 
 
 async def _wait_for_lock_waiter(connection: asyncpg.Connection) -> None:
@@ -100,32 +77,22 @@ async def _first_refusal(port: int, document_id: str) -> BaseException:
 
 
 @pytest.fixture
-async def server_process(
+async def server(
     postgres_url: str, tmp_path: Path
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "docservice",
-        cwd=tmp_path,
-        env=_env(DB_TYPE="postgres", DATABASE_URL=postgres_url, GRPC_PORT=str(port)),
-    )
-    try:
+    env = server_env(DB_TYPE="postgres", DATABASE_URL=postgres_url, GRPC_PORT=str(port))
+    async with server_process(env, tmp_path) as process:
         yield process, port
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def test_sigterm_lets_running_calls_finish_and_refuses_new_ones(
-    server_process: tuple[asyncio.subprocess.Process, int], postgres_url: str
+    server: tuple[asyncio.subprocess.Process, int], postgres_url: str
 ) -> None:
-    process, port = server_process
+    process, port = server
     channel = Channel("127.0.0.1", port)
     stub = DocumentServiceStub(channel)
-    await _wait_serving(stub, process)
+    await wait_serving(port, process)
     document = await stub.create_document(CreateDocumentRequest(title="slow", author="t"))
 
     # Hold the document's row lock in another session so that the update blocks in flight.
