@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from grpclib.client import Channel
 from redis.asyncio import Redis
 from sqlalchemy import event
 
@@ -27,57 +25,19 @@ from docservice._proto.document import (
     ListDocumentsRequest,
     UpdateDocumentRequest,
 )
-from docservice.app import App, create_app
-from docservice.cache import CachedDocumentRepository
 from docservice.sql_repository import SqlDocumentRepository
-from tests.conftest import backend_settings
+from tests.cached_server import Env, serve_with_own_redis
 from tests.contract.helpers import unique
-from tests.servers import RedisServer
 
 COOLDOWN = 0.3  # the breaker's cool-down, short so that tests see Redis come back quickly
 DEADLINE = 5.0  # per call; far above the cache timeout, so only a hang can reach it
 POLLS = 50  # at most this many reads while waiting for the cache to be used again
 
 
-@dataclass
-class Env:
-    app: App
-    redis: RedisServer
-    stub: DocumentServiceStub
-
-    @property
-    def cache(self) -> CachedDocumentRepository:
-        assert isinstance(self.app.repository, CachedDocumentRepository)
-        return self.app.repository
-
-    @property
-    def prefix(self) -> str:
-        return self.app.settings.cache_key_prefix
-
-
 @pytest.fixture
 async def env(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Env]:
-    redis = RedisServer()
-    redis.start()
-    try:
-        settings = backend_settings(
-            "sqlite",
-            tmp_path,
-            request,
-            redis_url=redis.url,
-            cache_key_prefix=f"{tmp_path.name}:",
-            cache_breaker_cooldown_seconds=COOLDOWN,
-        )
-        app = await create_app(settings)
-        await app.start()
-        channel = Channel(settings.grpc_host, settings.grpc_port)
-        try:
-            yield Env(app, redis, DocumentServiceStub(channel))
-        finally:
-            channel.close()
-            await app.stop()
-    finally:
-        redis.kill()
+    async with serve_with_own_redis("sqlite", tmp_path, request, COOLDOWN) as env:
+        yield env
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from grpclib.client import Channel
 from redis.asyncio import Redis
 
 from docservice._proto.document import (
@@ -34,11 +33,9 @@ from docservice._proto.document import (
     ListDocumentsRequest,
     UpdateDocumentRequest,
 )
-from docservice.app import App, create_app
-from docservice.cache import CachedDocumentRepository, CacheStats
-from tests.conftest import backend_settings
+from docservice.cache import CacheStats
+from tests.cached_server import Env, serve_with_own_redis
 from tests.contract.helpers import unique
-from tests.servers import RedisServer
 
 T = TypeVar("T")
 
@@ -145,42 +142,11 @@ class Load:
                 await self.history(document_id)
 
 
-@dataclass
-class Env:
-    app: App
-    redis: RedisServer
-    stub: DocumentServiceStub
-
-    @property
-    def stats(self) -> CacheStats:
-        assert isinstance(self.app.repository, CachedDocumentRepository)
-        return self.app.repository.stats
-
-
 @pytest.fixture
 async def env(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Env]:
     """A server on `request.param`'s database behind its own redis-server (killed at will)."""
-    redis = RedisServer()
-    redis.start()
-    try:
-        settings = backend_settings(
-            request.param,
-            tmp_path,
-            request,
-            redis_url=redis.url,
-            cache_key_prefix=f"{tmp_path.name}:",
-            cache_breaker_cooldown_seconds=COOLDOWN,
-        )
-        app = await create_app(settings)
-        await app.start()
-        channel = Channel(settings.grpc_host, settings.grpc_port)
-        try:
-            yield Env(app, redis, DocumentServiceStub(channel))
-        finally:
-            channel.close()
-            await app.stop()
-    finally:
-        redis.kill()
+    async with serve_with_own_redis(request.param, tmp_path, request, COOLDOWN) as env:
+        yield env
 
 
 async def cache_used(stats: CacheStats) -> int:
@@ -200,7 +166,7 @@ async def flap(env: Env, fault: str, windows: list[int]) -> int:
     working cache (before the first flap, between flaps, after the last); returns the flaps."""
     flaps = 0
     for down in OUTAGES[fault]:
-        windows.append(await cache_used(env.stats))
+        windows.append(await cache_used(env.cache.stats))
         if fault == "kill":
             await asyncio.to_thread(env.redis.kill)
             await asyncio.sleep(down)
@@ -210,7 +176,7 @@ async def flap(env: Env, fault: str, windows: list[int]) -> int:
             await asyncio.sleep(down)
             env.redis.resume()
         flaps += 1
-    windows.append(await cache_used(env.stats))
+    windows.append(await cache_used(env.cache.stats))
     return flaps
 
 
@@ -237,7 +203,7 @@ async def test_flapping_redis_fails_no_call_and_serves_nothing_stale(env: Env, f
     flaps, *_ = await asyncio.gather(
         flapper(), *(load.client(seed, stop) for seed in range(CLIENTS))
     )
-    stats = env.stats
+    stats = env.cache.stats
     print(
         f"\n{env.app.settings.db_type.value} + redis {fault} x{flaps}: {load.calls} calls, "
         f"{len(load.failed)} failed, {len(load.stale)} stale, {len(load.written)} acknowledged "
@@ -285,10 +251,10 @@ async def test_a_lost_list_generation_never_brings_old_pages_back(env: Env) -> N
     for version in (1, 2):  # a page stored under each of the generations of these two states
         if version > 1:
             await env.stub.update_document(update, timeout=DEADLINE)
-        hits = env.stats.hits
+        hits = env.cache.stats.hits
         assert await listed() == [(created.id, version)]
         assert await listed() == [(created.id, version)]
-        assert env.stats.hits == hits + 1
+        assert env.cache.stats.hits == hits + 1
 
     raw = Redis.from_url(env.redis.url)
     try:
@@ -314,11 +280,11 @@ async def test_a_partly_cached_history_is_a_miss_not_an_error(env: Env) -> None:
     update = UpdateDocumentRequest(id=created.id, content="changed")
     await env.stub.update_document(update, timeout=DEADLINE)
 
-    before = dataclasses.replace(env.stats)
+    before = dataclasses.replace(env.cache.stats)
     response = await env.stub.get_document_versions(request, timeout=DEADLINE)
     assert [v.version for v in response.versions] == [1, 2]
-    assert env.stats.misses == before.misses + 1
-    assert env.stats.errors == before.errors
+    assert env.cache.stats.misses == before.misses + 1
+    assert env.cache.stats.errors == before.errors
     response = await env.stub.get_document_versions(request, timeout=DEADLINE)
     assert [v.version for v in response.versions] == [1, 2]
-    assert env.stats.hits == before.hits + 1
+    assert env.cache.stats.hits == before.hits + 1
