@@ -27,7 +27,7 @@ from pathlib import Path
 
 import grpc
 
-from docservice.bench import SCENARIOS, Result, prepare, run_load, serve_ceiling
+from bench.load import SCENARIOS, Result, prepare, run_load, serve_ceiling
 from tests.servers import PostgresServer, RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, text
 
+from bench.load import Call, Result, run_load
 from bench.matrix import _pin, docservice
 from docservice._proto.document import (
     GetDocumentRequest,
@@ -28,11 +29,10 @@ from docservice._proto.document import (
     ListDocumentsResponse,
     UpdateDocumentRequest,
 )
-from docservice.bench import Call, Result, run_load
-from docservice.documents import format_timestamp, parse_timestamp, utc_now
-from docservice.migrate import upgrade
-from docservice.sql_repository import create_engine
-from docservice.sql_schema import document_versions, documents
+from docservice.core.model import format_timestamp, parse_timestamp, utc_now
+from docservice.storage.sql.migrate import upgrade
+from docservice.storage.sql.repository import create_engine
+from docservice.storage.sql.schema import document_versions, documents
 from tests.servers import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,8 +8,8 @@ import sys
 from pydantic import ValidationError
 
 from docservice.app import serve
+from docservice.grpc.telemetry import configure_logging
 from docservice.settings import Settings
-from docservice.telemetry import configure_logging
 from docservice.workers import supervise
 
 

@@ -9,18 +9,17 @@ import signal
 import ssl
 from dataclasses import dataclass
 
-from grpclib.config import Configuration
-
-from docservice.auth import Authenticator
-from docservice.codec import LimitedCodec
-from docservice.grpc_server import ClosingServer
-from docservice.health import DatabaseWatch, reflection_services
-from docservice.in_flight import InFlight
-from docservice.repository import DocumentRepository
-from docservice.service import DocumentService
-from docservice.servicer import DocumentServicer
+from docservice.core.repository import DocumentRepository
+from docservice.core.service import DocumentService
+from docservice.grpc.auth import Authenticator
+from docservice.grpc.codec import LimitedCodec
+from docservice.grpc.compat import install_receive_hook, keepalive_config
+from docservice.grpc.health import DatabaseWatch, reflection_services
+from docservice.grpc.in_flight import InFlight
+from docservice.grpc.server import ClosingServer
+from docservice.grpc.servicer import DocumentServicer
+from docservice.grpc.telemetry import Telemetry
 from docservice.settings import DbType, Settings
-from docservice.telemetry import Telemetry
 
 __all__ = ["App", "create_app", "make_repository", "serve"]
 
@@ -34,17 +33,17 @@ def make_repository(settings: Settings) -> DocumentRepository:
     """
     repository: DocumentRepository
     if settings.db_type in (DbType.SQLITE, DbType.POSTGRES):
-        from docservice.sql_repository import SqlDocumentRepository, create_engine
+        from docservice.storage.sql.repository import SqlDocumentRepository, create_engine
 
         repository = SqlDocumentRepository(create_engine(settings.database_url))
     else:
-        from docservice.mongo_repository import MongoDocumentRepository
+        from docservice.storage.mongo.repository import MongoDocumentRepository
 
         repository = MongoDocumentRepository(settings.mongo_url, settings.mongo_db)
     if not settings.redis_url:
         return repository
-    from docservice.cache import CachedDocumentRepository, connect_redis
-    from docservice.circuit_breaker import CircuitBreaker
+    from docservice.storage.cache.breaker import CircuitBreaker
+    from docservice.storage.cache.repository import CachedDocumentRepository, connect_redis
 
     timeout = settings.cache_timeout_ms / 1000
     return CachedDocumentRepository(
@@ -57,7 +56,7 @@ def make_repository(settings: Settings) -> DocumentRepository:
             "the Redis cache",
             threshold=3,
             cooldown=settings.cache_breaker_cooldown_seconds,
-            log=logging.getLogger("docservice.cache"),
+            log=logging.getLogger("docservice.storage.cache.repository"),
         ),
     )
 
@@ -123,6 +122,7 @@ class App:
 
 async def create_app(settings: Settings) -> App:
     """Build the app inside the running loop (grpclib binds its server to the current loop)."""
+    install_receive_hook()
     repository = make_repository(settings)
     if settings.migrate_on_start:
         await repository.migrate()
@@ -139,11 +139,7 @@ async def create_app(settings: Settings) -> App:
         [*services, *reflection_services(services)],
         codec=LimitedCodec(settings.max_message_bytes),
         # Pings keep idle connections open through load balancers and find dead peers.
-        config=Configuration(
-            _keepalive_time=settings.keepalive_seconds,
-            _keepalive_timeout=20.0,
-            _keepalive_permit_without_calls=True,
-        ),
+        config=keepalive_config(settings.keepalive_seconds, timeout=20.0),
     )
     telemetry.attach(server)
     if settings.auth_enabled:

@@ -20,8 +20,8 @@ from types import FrameType
 from pydantic import SecretStr
 
 from docservice.app import make_repository, serve
+from docservice.grpc.telemetry import configure_logging
 from docservice.settings import Settings
-from docservice.telemetry import configure_logging
 
 __all__ = ["supervise", "worker_count"]
 

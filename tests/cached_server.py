@@ -12,7 +12,7 @@ from grpclib.client import Channel
 
 from docservice._proto.document import DocumentServiceStub
 from docservice.app import App, create_app
-from docservice.cache import CachedDocumentRepository
+from docservice.storage.cache.repository import CachedDocumentRepository
 from tests.conftest import backend_settings
 from tests.servers import RedisServer
 

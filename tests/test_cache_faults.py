@@ -25,7 +25,7 @@ from docservice._proto.document import (
     ListDocumentsRequest,
     UpdateDocumentRequest,
 )
-from docservice.sql_repository import SqlDocumentRepository
+from docservice.storage.sql.repository import SqlDocumentRepository
 from tests.cached_server import Env, serve_with_own_redis
 from tests.contract.helpers import unique
 

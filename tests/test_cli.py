@@ -164,7 +164,6 @@ def test_bench_reports_a_clean_run_against_the_server_and_the_ceiling(target: st
             [
                 sys.executable,
                 "-m",
-                "docservice.cli",
                 "bench",
                 *args,
                 "--seconds",

@@ -30,7 +30,7 @@ from sqlalchemy.pool import QueuePool
 from docservice._proto.document import DocumentServiceStub, GetDocumentRequest
 from docservice.app import App, create_app
 from docservice.settings import Settings
-from docservice.sql_repository import SqlDocumentRepository
+from docservice.storage.sql.repository import SqlDocumentRepository
 from tests.fault_load import (
     CONNECTION,
     DEADLINE,

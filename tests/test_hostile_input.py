@@ -51,7 +51,7 @@ from docservice._proto.document import (
 )
 from docservice._proto.google.protobuf import FieldMask
 from docservice.app import App, create_app
-from docservice.documents import EDITABLE_FIELDS
+from docservice.core.model import EDITABLE_FIELDS
 from docservice.settings import Settings
 from tests.conftest import backend_settings
 from tests.contract.helpers import unique, violated_fields

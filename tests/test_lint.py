@@ -1,4 +1,5 @@
-"""ruff and mypy (strict on docservice/, generated code excluded) are part of the suite."""
+"""ruff, mypy (strict on docservice/, generated code excluded) and the import contracts
+(import-linter, pyproject.toml) are part of the suite."""
 
 from __future__ import annotations
 
@@ -14,8 +15,13 @@ BIN = Path(sys.executable).parent
 
 @pytest.mark.parametrize(
     "command",
-    [["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]],
-    ids=["ruff-check", "ruff-format", "mypy"],
+    [
+        ["ruff", "check", "."],
+        ["ruff", "format", "--check", "."],
+        ["mypy"],
+        ["lint-imports", "--no-cache"],
+    ],
+    ids=["ruff-check", "ruff-format", "mypy", "import-contracts"],
 )
 def test_lint(command: list[str]) -> None:
     result = subprocess.run(

@@ -1,4 +1,4 @@
-"""The Alembic migrations build exactly the schema that docservice.sql_schema describes."""
+"""The Alembic migrations build exactly the schema that docservice.storage.sql.schema describes."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from docservice.migrate import upgrade
-from docservice.sql_repository import create_engine
-from docservice.sql_schema import metadata
+from docservice.storage.sql.migrate import upgrade
+from docservice.storage.sql.repository import create_engine
+from docservice.storage.sql.schema import metadata
 
 
 def _diff(connection: Connection) -> list[Any]:

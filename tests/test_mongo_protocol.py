@@ -1,4 +1,4 @@
-"""The MongoDB write protocol without transactions (see docservice/mongo_repository.py):
+"""The MongoDB write protocol without transactions (see docservice/storage/mongo/repository.py):
 concurrent writers produce contiguous versions, and a crash between the compare-and-set and the
 snapshot insert is repaired."""
 
@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from docservice._proto.document import Document
-from docservice.documents import etag_for, format_timestamp, utc_now
-from docservice.mongo_repository import MongoDocumentRepository, VersionRecord
+from docservice.core.model import etag_for, format_timestamp, utc_now
+from docservice.storage.mongo.repository import MongoDocumentRepository, VersionRecord
 
 WRITERS = 20
 
@@ -79,7 +79,7 @@ async def test_concurrent_writers_get_contiguous_versions_and_none_is_lost(
     won = await asyncio.gather(*(writer(i) for i in range(WRITERS)))
     assert sorted(won) == list(range(2, WRITERS + 2))
     assert await _stored_versions(document.id) == list(range(1, WRITERS + 2))
-    history = [s.document() for s in await repository.versions(document.id, 0, 1000)]
+    history = [s.decode() for s in await repository.versions(document.id, 0, 1000)]
     assert sorted(d.content for d in history[1:]) == sorted(f"writer {i}" for i in range(WRITERS))
     assert lost_races > 0  # the writers really raced
 
@@ -93,7 +93,7 @@ async def test_crash_between_compare_and_set_and_snapshot_is_repaired(
     assert await _stored_versions(document.id) == [1]
 
     # A reader of the history sees the newest version anyway, and writes it down.
-    history = [s.document() for s in await repository.versions(document.id, 0, 1000)]
+    history = [s.decode() for s in await repository.versions(document.id, 0, 1000)]
     assert [d.version for d in history] == [1, 2]
     assert history[-1].content == crashed.content
     assert await repository.version(document.id, 2) == history[-1]
@@ -108,5 +108,5 @@ async def test_crash_between_compare_and_set_and_snapshot_is_repaired(
     assert latest is not None
     assert await repository.save(_next(latest, "next writer"), latest)
     assert await _stored_versions(document.id) == [1, 2, 3, 4]
-    contents = [s.document().content for s in await repository.versions(document.id, 0, 1000)]
+    contents = [s.decode().content for s in await repository.versions(document.id, 0, 1000)]
     assert contents == ["", crashed.content, "crashed again", "next writer"]

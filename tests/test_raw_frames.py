@@ -39,7 +39,7 @@ from docservice._proto.document import (
 )
 from docservice._proto.google.protobuf import FieldMask
 from docservice.app import App, create_app
-from docservice.codec import message_field, varint_field
+from docservice.grpc.wire import message_field, varint_field
 from tests.conftest import backend_settings
 from tests.contract.helpers import unique
 

@@ -33,7 +33,7 @@ from docservice._proto.document import (
     ListDocumentsRequest,
     UpdateDocumentRequest,
 )
-from docservice.cache import CacheStats
+from docservice.storage.cache.repository import CacheStats
 from tests.cached_server import Env, serve_with_own_redis
 from tests.contract.helpers import unique
 

@@ -10,9 +10,13 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import insert, text
 
-from docservice.repository import ListQuery
-from docservice.sql_repository import EXACT_TOTAL_UP_TO, SqlDocumentRepository, create_engine
-from docservice.sql_schema import documents
+from docservice.core.repository import ListQuery
+from docservice.storage.sql.repository import (
+    EXACT_TOTAL_UP_TO,
+    SqlDocumentRepository,
+    create_engine,
+)
+from docservice.storage.sql.schema import documents
 
 
 @pytest.fixture

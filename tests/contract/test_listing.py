@@ -25,7 +25,7 @@ from docservice._proto.document import (
     UpdateDocumentRequest,
 )
 from docservice.app import App
-from docservice.documents import etag_for, format_timestamp, utc_now
+from docservice.core.model import etag_for, format_timestamp, utc_now
 from tests.contract.helpers import create, expect_status, unique, violated_fields
 
 

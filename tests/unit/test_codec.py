@@ -7,7 +7,8 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from docservice._proto.document import Document, GetDocumentRequest, GetDocumentResponse
-from docservice.codec import Encoded, LimitedCodec, message_field
+from docservice.grpc.codec import Encoded, LimitedCodec
+from docservice.grpc.wire import message_field
 
 
 @pytest.mark.parametrize("content_length", [0, 1, 100, 127, 128, 300, 16_384, 70_000, 2**21])

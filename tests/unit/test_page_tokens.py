@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from docservice.errors import InvalidArgument
-from docservice.page_tokens import FIELD, PageTokens, fingerprint
+from docservice.core.errors import InvalidArgument
+from docservice.core.page_tokens import FIELD, PageTokens, fingerprint
 
 tokens = PageTokens(b"k" * 32)
 QUERY = fingerprint("documents", None, "ann", "", "", False)

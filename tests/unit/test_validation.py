@@ -9,16 +9,16 @@ from typing import Any
 import pytest
 
 from docservice._proto.document import DocumentStatus
-from docservice.documents import (
+from docservice.core.errors import InvalidArgument
+from docservice.core.model import (
     EDITABLE_FIELDS,
     etag_for,
     format_timestamp,
     parse_document_id,
     parse_timestamp,
 )
-from docservice.errors import InvalidArgument
+from docservice.core.validation import Limits, Validator, check_mask_paths
 from docservice.settings import Settings
-from docservice.validation import Limits, Validator, check_mask_paths
 
 SMALL = Limits(title=5, author=3, content_bytes=4, tags=2, tag=3, category=3, comments=2, comment=3)
 

@@ -12,7 +12,6 @@ from google.rpc import error_details_pb2
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
-from docservice import codec
 from docservice._proto.document import (
     CreateDocumentRequest,
     DocumentStatus,
@@ -21,8 +20,10 @@ from docservice._proto.document import (
     UpdateDocumentRequest,
 )
 from docservice._proto.google.protobuf import FieldMask
-from docservice.codec import LimitedCodec, check_wire, message_field, varint_field
-from docservice.errors import InvalidArgument
+from docservice.core.errors import InvalidArgument
+from docservice.grpc import codec
+from docservice.grpc.codec import LimitedCodec, check_wire
+from docservice.grpc.wire import message_field, varint_field
 
 
 @dataclass(eq=False, repr=False)

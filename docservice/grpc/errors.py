@@ -11,7 +11,7 @@ from google.rpc import error_details_pb2
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
-from docservice.errors import (
+from docservice.core.errors import (
     Aborted,
     DocServiceError,
     FailedPrecondition,

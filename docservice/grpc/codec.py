@@ -17,19 +17,17 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import betterproto2
-import grpclib.server
-import grpclib.stream
 from google.protobuf.message import DecodeError
 from grpclib.const import Status
-from grpclib.encoding.base import CodecBase
 from grpclib.encoding.proto import ProtoCodec
 from grpclib.exceptions import GRPCError
 from grpclib.protocol import Stream as H2Stream
 
-from docservice.errors import FieldViolation, InvalidArgument
-from docservice.grpc_errors import invalid_argument
+from docservice.core.errors import FieldViolation, InvalidArgument
+from docservice.grpc.compat import EndOfStream, message_metadata, read_exactly
+from docservice.grpc.errors import invalid_argument
 
-__all__ = ["Encoded", "LimitedCodec", "check_wire", "message_field", "varint_field"]
+__all__ = ["Encoded", "LimitedCodec", "check_wire"]
 
 REQUEST = "request"  # names the message itself in violations not tied to one field
 MAX_VARINT_BYTES = 10
@@ -55,25 +53,6 @@ class Encoded:
         self.data = data
 
 
-def message_field(number: int, payload: bytes) -> bytes:
-    """Field `number` holding `payload` (an encoded message, or UTF-8 text) in wire form."""
-    return _varint((number << 3) | 2) + _varint(len(payload)) + payload
-
-
-def varint_field(number: int, value: int) -> bytes:
-    """Field `number` holding a non-negative integer in wire form."""
-    return _varint(number << 3) + _varint(value)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 @dataclass(frozen=True, slots=True)
 class _Field:
     name: str
@@ -86,7 +65,7 @@ class _Field:
 
 @functools.cache
 def _schema(message_type: type[betterproto2.Message]) -> dict[int, _Field]:
-    meta: betterproto2.ProtoClassMetadata = message_type._betterproto  # type: ignore[arg-type]
+    meta = message_metadata(message_type)
     schema: dict[int, _Field] = {}
     for number, name in meta.field_name_by_number.items():
         field = meta.meta_by_field_name[name]
@@ -277,24 +256,6 @@ class LimitedCodec(ProtoCodec):
 
 async def _read(stream: H2Stream, size: int, what: str) -> bytes:
     try:
-        return await stream.recv_data(size)
-    except AssertionError:  # grpclib's Buffer.read: the stream ended before `size` bytes came
+        return await read_exactly(stream, size)
+    except EndOfStream:
         raise invalid_argument(InvalidArgument.of(REQUEST, f"ended inside {what}")) from None
-
-
-_grpclib_recv_message = grpclib.stream.recv_message
-
-
-async def _recv_message(
-    stream: H2Stream, codec: CodecBase, message_type: type[_Message]
-) -> _Message | None:
-    if isinstance(codec, LimitedCodec):
-        return await codec.receive(stream, message_type)
-    return await _grpclib_recv_message(stream, codec, message_type)
-
-
-# grpclib's server Stream.recv_message reads requests through this module-level function, which
-# would buffer a message of any declared length before a codec could refuse it, and fails on a
-# bad prefix with bare exceptions (UNKNOWN). Servers whose codec is a LimitedCodec read through
-# LimitedCodec.receive instead; any other codec keeps grpclib's reader.
-grpclib.server.recv_message = _recv_message  # type: ignore[attr-defined]

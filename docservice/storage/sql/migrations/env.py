@@ -9,8 +9,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from docservice.settings import Settings
-from docservice.sql_repository import create_engine
-from docservice.sql_schema import metadata
+from docservice.storage.sql.repository import create_engine
+from docservice.storage.sql.schema import metadata
 
 config = context.config
 if config.config_file_name and not config.attributes.get("connection"):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from docservice._proto.document import Document, DocumentStatus, DocumentVersion
-from docservice.errors import InvalidArgument
+from docservice.core.errors import InvalidArgument
 
 __all__ = [
     "EDITABLE_FIELDS",

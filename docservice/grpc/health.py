@@ -19,7 +19,7 @@ from grpclib.reflection.service import ServerReflection
 
 from docservice._proto.document import DocumentServiceBase
 from docservice._proto.google_proto_descriptor_pool import default_google_proto_descriptor_pool
-from docservice.repository import DocumentRepository
+from docservice.core.repository import DocumentRepository
 
 __all__ = ["DatabaseWatch", "reflection_services"]
 
@@ -31,6 +31,7 @@ class DatabaseWatch:
 
     def __init__(self, repository: DocumentRepository, interval: float) -> None:
         self.status = ServiceStatus()
+        self._serving: bool | None = None  # None until the first check
         self._repository = repository
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
@@ -43,14 +44,18 @@ class DatabaseWatch:
             async with asyncio.timeout(max(self._interval, 2.0)):
                 await self._repository.ping()
         except Exception as exc:
-            if self.status.__status__() is not False:
+            if self._serving is not False:
                 log.warning("database check failed (%r): NOT_SERVING", exc)
-            self.status.set(False)
+            self._set(False)
             return False
-        if self.status.__status__() is False:
+        if self._serving is False:
             log.info("database answers again: SERVING")
-        self.status.set(True)
+        self._set(True)
         return True
+
+    def _set(self, serving: bool) -> None:
+        self._serving = serving
+        self.status.set(serving)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())

@@ -1,7 +1,7 @@
 """SQLAlchemy Core tables for the SQL backends (SQLite and PostgreSQL).
 
-The live schema is created by Alembic migrations (docservice/migrations); these definitions
-describe it for queries and must stay in step with the newest migration (a test checks).
+The live schema is created by Alembic migrations (`migrations/` beside this module); these
+definitions describe it for queries and must stay in step with the newest migration (a test checks).
 """
 
 from __future__ import annotations

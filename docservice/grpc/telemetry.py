@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from docservice import retries
+from docservice.storage import retries
 
 __all__ = ["Telemetry", "configure_logging", "request_id"]
 

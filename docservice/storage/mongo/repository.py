@@ -33,9 +33,9 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, ServerSelectionTimeoutError
 
 from docservice._proto.document import Document
-from docservice.documents import editable_values, parse_timestamp, stored_document
-from docservice.repository import ListQuery, Page, Snapshot
-from docservice.retries import retry_transient
+from docservice.core.model import editable_values, parse_timestamp, stored_document
+from docservice.core.repository import DocumentRepository, ListQuery, Page, Snapshot
+from docservice.storage.retries import retry_transient
 
 __all__ = ["DocumentRecord", "MongoDocumentRepository", "VersionRecord"]
 
@@ -103,7 +103,7 @@ def is_transient(exc: BaseException) -> bool:
 _retry = retry_transient(is_transient)
 
 
-class MongoDocumentRepository:
+class MongoDocumentRepository(DocumentRepository):
     def __init__(self, url: str, database: str) -> None:
         self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             url,
@@ -139,10 +139,6 @@ class MongoDocumentRepository:
     async def _get(self, document_id: str) -> Document | None:
         record = await DocumentRecord.get(document_id)
         return None if record is None else _document(record, document_id)
-
-    async def get_encoded(self, document_id: str) -> tuple[bytes, bool] | None:
-        document = await self.get(document_id)
-        return None if document is None else (bytes(document), document.is_deleted)
 
     @_retry
     async def get_by_request_id(self, request_id: str) -> Document | None:

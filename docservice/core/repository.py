@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from docservice._proto.document import Document
-from docservice.codec import message_field, varint_field
 
-__all__ = ["DocumentRepository", "ListQuery", "Page", "Snapshot"]
+__all__ = ["DocumentRepository", "EncodedDocument", "ListQuery", "Page", "Snapshot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +28,17 @@ class ListQuery:
     count: bool = True
 
 
+class EncodedDocument(NamedTuple):
+    encoded: bytes
+    is_deleted: bool
+
+
 @dataclass(slots=True)
 class Page:
-    """One page, in wire form: `documents` is ListDocumentsResponse field 1 already encoded, so
-    that a cached page reaches the wire without being decoded and encoded again."""
+    """One page of documents, each already encoded: a cached page reaches the wire without
+    being decoded and encoded again."""
 
-    documents: bytes = b""
+    encoded: list[bytes]
     total_size: int = 0
     has_more: bool = False
     # (updated_at, id) of the last document: where the next page starts.
@@ -43,7 +47,7 @@ class Page:
     @classmethod
     def of(cls, documents: list[Document], total_size: int, has_more: bool) -> Page:
         return cls(
-            documents=b"".join(message_field(1, bytes(d)) for d in documents),
+            encoded=[bytes(d) for d in documents],
             total_size=total_size,
             has_more=has_more,
             last=(documents[-1].updated_at, documents[-1].id) if documents else None,
@@ -52,27 +56,19 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """One version of a document, in wire form (with what a DocumentVersion needs besides)."""
+    """One version of a document: the encoded Document, with what a DocumentVersion needs
+    besides."""
 
     version: int
     updated_at: str
-    data: bytes  # the encoded Document
+    encoded: bytes
 
     @classmethod
     def of(cls, document: Document) -> Snapshot:
         return cls(document.version, document.updated_at, bytes(document))
 
-    def document(self) -> Document:
-        return Document.parse(self.data)
-
-    def version_message(self) -> bytes:
-        """The DocumentVersion of this snapshot in wire form (see documents.version_message)."""
-        return (
-            message_field(1, str(self.version).encode())
-            + message_field(2, self.data)
-            + message_field(3, self.updated_at.encode())
-            + varint_field(4, self.version)
-        )
+    def decode(self) -> Document:
+        return Document.parse(self.encoded)
 
 
 class DocumentRepository(Protocol):
@@ -91,10 +87,13 @@ class DocumentRepository(Protocol):
         """
         ...
 
-    async def get_encoded(self, document_id: str) -> tuple[bytes, bool] | None:
-        """The current state as protobuf bytes, and whether it is soft-deleted (a cache can
-        answer this without decoding anything)."""
-        ...
+    async def get_encoded(self, document_id: str) -> EncodedDocument | None:
+        """The current state as protobuf bytes. Stores return documents, so this default
+        encodes what `get` found; the cache, which holds bytes, answers without decoding."""
+        document = await self.get(document_id)
+        if document is None:
+            return None
+        return EncodedDocument(bytes(document), document.is_deleted)
 
     async def get_by_request_id(self, request_id: str) -> Document | None: ...
 

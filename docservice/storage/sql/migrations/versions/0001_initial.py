@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from docservice.sql_schema import UtcDateTime
+from docservice.storage.sql.schema import UtcDateTime
 
 revision: str = "0001"
 down_revision: str | None = None

@@ -33,16 +33,16 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from docservice._proto.document import Document
-from docservice.documents import (
+from docservice.core.errors import Unavailable
+from docservice.core.model import (
     editable_values,
     format_timestamp,
     parse_timestamp,
     stored_document,
 )
-from docservice.errors import Unavailable
-from docservice.repository import ListQuery, Page, Snapshot
-from docservice.retries import retry_transient
-from docservice.sql_schema import document_tags, document_versions, documents
+from docservice.core.repository import DocumentRepository, ListQuery, Page, Snapshot
+from docservice.storage.retries import retry_transient
+from docservice.storage.sql.schema import document_tags, document_versions, documents
 
 __all__ = ["SqlDocumentRepository", "create_engine"]
 
@@ -131,7 +131,7 @@ _VERSION = select(document_versions).where(
 )
 
 
-class SqlDocumentRepository:
+class SqlDocumentRepository(DocumentRepository):
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         # Reads are single statements: in autocommit they cost one round trip, not three
@@ -140,10 +140,6 @@ class SqlDocumentRepository:
 
     async def get(self, document_id: str, *, fresh: bool = False) -> Document | None:
         return await self._one(_BY_ID, {"match_id": document_id})
-
-    async def get_encoded(self, document_id: str) -> tuple[bytes, bool] | None:
-        document = await self.get(document_id)
-        return None if document is None else (bytes(document), document.is_deleted)
 
     async def get_by_request_id(self, request_id: str) -> Document | None:
         return await self._one(_BY_REQUEST_ID, {"match_request_id": request_id})
@@ -224,7 +220,7 @@ class SqlDocumentRepository:
         return None if row is None else _document(row, document_id, version)
 
     async def migrate(self) -> None:
-        from docservice.migrate import upgrade
+        from docservice.storage.sql.migrate import upgrade
 
         await upgrade(self._engine)
 

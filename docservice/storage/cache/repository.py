@@ -49,15 +49,21 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from docservice._proto.document import Document
-from docservice.cache_scripts import (
+from docservice.core.repository import (
+    DocumentRepository,
+    EncodedDocument,
+    ListQuery,
+    Page,
+    Snapshot,
+)
+from docservice.storage.cache.breaker import CircuitBreaker
+from docservice.storage.cache.scripts import (
     BUMP_GENERATION,
     READ_LIST,
     READ_VERSIONS,
     SET_IF_NEWER,
     WRITE_THROUGH,
 )
-from docservice.circuit_breaker import CircuitBreaker
-from docservice.repository import DocumentRepository, ListQuery, Page, Snapshot
 
 __all__ = ["CacheStats", "CachedDocumentRepository", "connect_redis"]
 
@@ -110,7 +116,7 @@ SKIPPED, GARBAGE = _NoReply.SKIPPED, _NoReply.GARBAGE
 
 def _pack_snapshot(snapshot: Snapshot) -> bytes:
     """A version as a sealed `updated_at` line followed by the encoded Document."""
-    return seal(snapshot.updated_at.encode() + b"\n" + snapshot.data)
+    return seal(snapshot.updated_at.encode() + b"\n" + snapshot.encoded)
 
 
 def _unpack_snapshot(raw: object, version: int) -> Snapshot | None:
@@ -126,19 +132,28 @@ def _unpack_snapshot(raw: object, version: int) -> Snapshot | None:
 
 
 def _pack_page(page: Page) -> bytes:
-    """A page as a sealed JSON header line followed by its wire-form documents."""
-    header = json.dumps([page.total_size, page.has_more, page.last], separators=(",", ":"))
-    return seal(header.encode() + b"\n" + page.documents)
+    """A page as a sealed JSON header line (with each document's length) followed by its
+    encoded documents."""
+    lengths = [len(d) for d in page.encoded]
+    header = [page.total_size, page.has_more, page.last, lengths]
+    return seal(json.dumps(header, separators=(",", ":")).encode() + b"\n" + b"".join(page.encoded))
 
 
 def _unpack_page(raw: object) -> Page | None:
     payload = unseal(raw)
     if payload is None:
         return None
-    header, _, documents = payload.partition(b"\n")
+    header, _, body = payload.partition(b"\n")
     try:
-        total_size, has_more, last = json.loads(header)
-        return Page(documents, int(total_size), bool(has_more), tuple(last) if last else None)
+        total_size, has_more, last, lengths = json.loads(header)
+        if sum(lengths) != len(body) or any(type(n) is not int or n < 0 for n in lengths):
+            return None
+        view = memoryview(body)
+        encoded, start = [], 0
+        for length in lengths:
+            encoded.append(bytes(view[start : start + length]))
+            start += length
+        return Page(encoded, int(total_size), bool(has_more), tuple(last) if last else None)
     except (ValueError, TypeError):
         return None
 
@@ -225,19 +240,19 @@ class CachedDocumentRepository:
             await self._store_document(document)
         return document
 
-    async def get_encoded(self, document_id: str) -> tuple[bytes, bool] | None:
+    async def get_encoded(self, document_id: str) -> EncodedDocument | None:
         """The cached bytes as they are, with no decoding: the GetDocument fast path."""
         key = self._document_key(document_id)
         found = await self._call(lambda redis: redis.hmget(key, "b", "x"))
         payload = unseal(found[0]) if isinstance(found, list) else None
         if isinstance(found, list) and payload is not None and found[1] in (b"0", b"1"):
             self.stats.hits += 1
-            return payload, found[1] == b"1"
+            return EncodedDocument(payload, found[1] == b"1")
         if found is SKIPPED:
             document = await self._inner.get(document_id)
         else:
             document = await self._get_and_store(document_id)
-        return None if document is None else (bytes(document), document.is_deleted)
+        return None if document is None else EncodedDocument(bytes(document), document.is_deleted)
 
     async def list_page(self, query: ListQuery) -> Page:
         query_hash = hashlib.blake2b(repr(query).encode(), digest_size=16).hexdigest()
@@ -289,7 +304,7 @@ class CachedDocumentRepository:
         raw = await self._call(lambda redis: redis.get(key))
         if (cached := _unpack_snapshot(raw, version)) is not None:
             self.stats.hits += 1
-            return cached.document()
+            return cached.decode()
         if isinstance(raw, bytes):
             self.stats.errors += 1  # garbage: a miss
         snapshot = await self._inner.version(document_id, version)

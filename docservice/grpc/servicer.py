@@ -26,11 +26,12 @@ from docservice._proto.document import (
     UpdateDocumentRequest,
     UpdateDocumentResponse,
 )
-from docservice.codec import Encoded
-from docservice.grpc_errors import grpc_status
-from docservice.in_flight import InFlight
-from docservice.service import DocumentService
-from docservice.telemetry import Telemetry
+from docservice.core.service import DocumentService
+from docservice.grpc import wire
+from docservice.grpc.codec import Encoded
+from docservice.grpc.errors import grpc_status
+from docservice.grpc.in_flight import InFlight
+from docservice.grpc.telemetry import Telemetry
 
 __all__ = ["DocumentServicer"]
 
@@ -90,17 +91,21 @@ class DocumentServicer(DocumentServiceBase):
 
         return handle
 
-    # The read methods answer with bytes assembled from stored or cached wire-form documents
-    # (see DocumentService), which LimitedCodec sends as they are.
+    # The read methods answer with bytes framed around stored or cached encoded documents
+    # (grpc.wire), which LimitedCodec sends as they are.
 
     async def _get_document(self, message: GetDocumentRequest) -> Encoded:
-        return Encoded(await self._service.get_response_bytes(message.id))
+        return Encoded(wire.get_document_response(await self._service.get_encoded(message.id)))
 
     async def _list_documents(self, message: ListDocumentsRequest) -> Encoded:
-        return Encoded(await self._service.list_response_bytes(message))
+        page = await self._service.list_documents(message)
+        return Encoded(
+            wire.list_documents_response(page.encoded, page.next_page_token, page.total_size)
+        )
 
     async def _get_document_versions(self, message: GetDocumentVersionsRequest) -> Encoded:
-        return Encoded(await self._service.versions_response_bytes(message))
+        page = await self._service.versions(message)
+        return Encoded(wire.versions_response(page.snapshots, page.next_page_token))
 
     async def create_document(self, message: CreateDocumentRequest) -> Document:
         return await self._service.create(message)

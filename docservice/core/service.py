@@ -11,10 +11,10 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from docservice import page_tokens
 from docservice._proto.document import (
     CreateDocumentRequest,
     Document,
@@ -25,8 +25,9 @@ from docservice._proto.document import (
     RevertDocumentRequest,
     UpdateDocumentRequest,
 )
-from docservice.codec import message_field, varint_field
-from docservice.documents import (
+from docservice.core import page_tokens
+from docservice.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from docservice.core.model import (
     EDITABLE_FIELDS,
     etag_for,
     format_timestamp,
@@ -35,13 +36,12 @@ from docservice.documents import (
     utc_now,
     version_message,
 )
-from docservice.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
-from docservice.page_tokens import PageTokens
-from docservice.repository import DocumentRepository, ListQuery
+from docservice.core.page_tokens import PageTokens
+from docservice.core.repository import DocumentRepository, ListQuery, Snapshot
+from docservice.core.validation import Limits, Validator, check_mask_paths
 from docservice.settings import Settings
-from docservice.validation import Limits, Validator, check_mask_paths
 
-__all__ = ["DocumentService"]
+__all__ = ["DocumentService", "DocumentsPage", "VersionsPage"]
 
 # Each lost compare-and-set means another writer made progress; this only bounds pathological
 # contention (it is far above what 50 concurrent writers on one document need).
@@ -52,6 +52,21 @@ MAX_INT32 = 2**31 - 1
 
 # Given the current state and the change's timestamp, return the changed fields (None: no change).
 Mutation = Callable[[Document, str], dict[str, Any] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentsPage:
+    """A ListDocuments answer, its documents still encoded (see Page)."""
+
+    encoded: list[bytes]
+    next_page_token: str
+    total_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class VersionsPage:
+    snapshots: list[Snapshot]
+    next_page_token: str
 
 
 class DocumentService:
@@ -73,14 +88,14 @@ class DocumentService:
             raise NotFound(f"document {document_id} not found")
         return document
 
-    async def get_response_bytes(self, raw_id: str) -> bytes:
-        """GetDocumentResponse in wire form, straight from the repository's bytes: a cached
-        document reaches the wire without being decoded and encoded again."""
+    async def get_encoded(self, raw_id: str) -> bytes:
+        """The live document, encoded: a cached one reaches the wire without being decoded and
+        encoded again."""
         document_id = parse_document_id(raw_id)
         found = await self._repository.get_encoded(document_id)
-        if found is None or found[1]:
+        if found is None or found.is_deleted:
             raise NotFound(f"document {document_id} not found")
-        return message_field(1, found[0])
+        return found.encoded
 
     async def create(self, request: CreateDocumentRequest) -> Document:
         values = self._validator.clean({name: getattr(request, name) for name in EDITABLE_FIELDS})
@@ -145,8 +160,7 @@ class DocumentService:
 
         return await self._change(document_id, request.etag, copy_fields)
 
-    async def list_response_bytes(self, request: ListDocumentsRequest) -> bytes:
-        """ListDocumentsResponse in wire form, assembled from the page's encoded documents."""
+    async def list_documents(self, request: ListDocumentsRequest) -> DocumentsPage:
         for name in ("skip", "limit", "page_size"):
             if getattr(request, name) < 0:
                 raise InvalidArgument.of(name, "must not be negative")
@@ -181,16 +195,12 @@ class DocumentService:
         )
         page = await self._repository.list_page(query)
         total_size = page.total_size if after is None else total_size
-        response = page.documents
+        token = ""
         if page.has_more and page.last is not None:
             token = self._page_tokens.encode(query_print, [*page.last, total_size])
-            response += message_field(2, token.encode())
-        if total_size:
-            response += varint_field(3, total_size)
-        return response
+        return DocumentsPage(page.encoded, token, total_size)
 
-    async def versions_response_bytes(self, request: GetDocumentVersionsRequest) -> bytes:
-        """GetDocumentVersionsResponse in wire form, from the snapshots' encoded documents."""
+    async def versions(self, request: GetDocumentVersionsRequest) -> VersionsPage:
         document_id = parse_document_id(request.id)
         if request.page_size < 0:
             raise InvalidArgument.of("page_size", "must not be negative")
@@ -210,11 +220,10 @@ class DocumentService:
         snapshots = await self._repository.versions(document_id, after, size + 1)
         if not snapshots and after == 0:
             raise NotFound(f"document {document_id} not found")
-        response = b"".join(message_field(1, s.version_message()) for s in snapshots[:size])
+        token = ""
         if len(snapshots) > size:
             token = self._page_tokens.encode(query_print, [snapshots[size - 1].version])
-            response += message_field(2, token.encode())
-        return response
+        return VersionsPage(snapshots[:size], token)
 
     async def version(self, request: GetDocumentVersionRequest) -> DocumentVersion:
         document_id = parse_document_id(request.id)

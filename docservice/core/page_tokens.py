@@ -16,7 +16,7 @@ import json
 import secrets
 from typing import Any
 
-from docservice.errors import InvalidArgument
+from docservice.core.errors import InvalidArgument
 
 __all__ = ["FIELD", "PageTokens", "fingerprint"]
 

@@ -12,6 +12,8 @@ from grpclib.encoding.proto import ProtoStatusDetailsCodec
 from grpclib.protocol import H2Protocol
 from grpclib.server import Server
 
+from docservice.grpc.compat import close_connection, track_connections
+
 __all__ = ["ClosingServer"]
 
 
@@ -29,15 +31,9 @@ class ClosingServer(Server):
             handlers, codec=codec, status_details_codec=ProtoStatusDetailsCodec(), config=config
         )
         self._protocols: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
-
-    def _protocol_factory(self) -> H2Protocol:
-        protocol = super()._protocol_factory()
-        self._protocols.add(protocol)
-        return protocol
+        track_connections(self, self._protocols)
 
     def close(self) -> None:
         super().close()
         for protocol in list(self._protocols):
-            processor = getattr(protocol, "processor", None)  # set once the connection is made
-            if processor is not None:
-                processor.close("server shut down")
+            close_connection(protocol, "server shut down")

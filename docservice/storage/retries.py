@@ -19,7 +19,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from docservice.errors import Unavailable
+from docservice.core.errors import Unavailable
 
 __all__ = ["retry_transient", "stats"]
 

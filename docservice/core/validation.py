@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from docservice._proto.document import DocumentStatus
-from docservice.documents import EDITABLE_FIELDS
-from docservice.errors import FieldViolation, InvalidArgument
+from docservice.core.errors import FieldViolation, InvalidArgument
+from docservice.core.model import EDITABLE_FIELDS
 from docservice.settings import Settings
 
 __all__ = ["Limits", "Validator", "check_mask_paths"]

@@ -1,0 +1,3 @@
+from docservice.cli.main import main
+
+main()

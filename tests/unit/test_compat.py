@@ -1,0 +1,72 @@
+"""One test per private-API touch point in docservice.grpc.compat: each fails when the pinned
+library changes what compat relies on."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import weakref
+
+import betterproto2
+import grpclib
+import grpclib.server
+import grpclib.stream
+import pytest
+from grpclib.config import Configuration
+from grpclib.protocol import Buffer, H2Protocol
+from grpclib.server import Server
+
+from docservice._proto.document import Document
+from docservice.grpc import compat
+from docservice.grpc.codec import LimitedCodec
+
+
+def test_pinned_versions() -> None:
+    assert grpclib.__version__ == "0.4.9"
+
+
+def test_server_streams_read_requests_through_the_module_level_function() -> None:
+    source = inspect.getsource(grpclib.server.Stream.recv_message)
+    assert "await recv_message(self._stream, self._codec, self._recv_type)" in source
+    compat.install_receive_hook()
+    assert grpclib.server.recv_message is compat._recv_message  # type: ignore[attr-defined]
+    compat.install_receive_hook()  # idempotent
+    assert compat._grpclib_recv_message is grpclib.stream.recv_message
+    assert isinstance(LimitedCodec(10), compat.ReceivingCodec)
+
+
+def test_buffer_read_raises_assertion_error_when_cut_short() -> None:
+    source = inspect.getsource(Buffer.read)
+    assert "raise AssertionError('Received less data than expected')" in source
+
+
+def test_keepalive_settings_are_configuration_fields() -> None:
+    names = {f.name for f in dataclasses.fields(Configuration)}
+    assert {"_keepalive_time", "_keepalive_timeout", "_keepalive_permit_without_calls"} <= names
+    config = compat.keepalive_config(7.0, timeout=3.0)
+    assert (config._keepalive_time, config._keepalive_timeout) == (7.0, 3.0)
+
+
+def test_server_builds_connections_through_protocol_factory() -> None:
+    assert "self._protocol_factory" in inspect.getsource(Server.start)
+    protocols: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
+
+    async def build() -> H2Protocol:
+        server = Server([])
+        compat.track_connections(server, protocols)
+        return server._protocol_factory()
+
+    protocol = asyncio.run(build())
+    assert isinstance(protocol, H2Protocol) and protocol in protocols
+
+
+def test_connections_get_their_processor_when_made() -> None:
+    assert "self.processor = EventsProcessor(" in inspect.getsource(H2Protocol.connection_made)
+
+
+@pytest.mark.parametrize("message", [Document])
+def test_betterproto_metadata_names_fields_by_number(message: type[betterproto2.Message]) -> None:
+    meta = compat.message_metadata(message)
+    assert meta.meta_by_field_name["title"].number == 2
+    assert meta.field_name_by_number[2] == "title"
