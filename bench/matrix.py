@@ -44,7 +44,7 @@ def _pin(cores: str) -> list[str]:
 
 
 @contextmanager
-def docservice(env: dict[str, str], workers: int) -> Iterator[str]:
+def docservice(env: dict[str, str], workers: int, *, cwd: Path = ROOT) -> Iterator[str]:
     port = free_port()
     cores = "0" if workers == 1 else f"0-{min(workers, os.cpu_count() or 1) - 1}"
     process = subprocess.Popen(
@@ -56,7 +56,7 @@ def docservice(env: dict[str, str], workers: int) -> Iterator[str]:
             "WORKERS": str(workers),
             "LOG_LEVEL": "WARNING",
         },
-        cwd=ROOT,
+        cwd=cwd,
     )
     target = f"127.0.0.1:{port}"
     try:

@@ -7,29 +7,17 @@ Client commands share the connection and output options (--target, --token, --tl
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import inspect
 import json
-import os
-import ssl
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
-from typing import Annotated, Any, Concatenate, NoReturn, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
-from grpclib.client import Channel
-from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from docservice._proto.document import (
     CreateDocumentRequest,
     DeleteDocumentRequest,
-    Document,
-    DocumentServiceStub,
     DocumentStatus,
     GetDocumentRequest,
     GetDocumentVersionsRequest,
@@ -39,9 +27,15 @@ from docservice._proto.document import (
     UpdateDocumentRequest,
 )
 from docservice._proto.google.protobuf import FieldMask
+from docservice.cli.client import (
+    ClientOptions,
+    client_command,
+    docs,
+    run,
+    show,
+)
 from docservice.cli.output import (
     console,
-    document_panel,
     documents_table,
     print_json,
     versions_table,
@@ -49,10 +43,6 @@ from docservice.cli.output import (
 
 __all__ = ["app", "main"]
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
-DEFAULT_TARGET = "127.0.0.1:50051"
 
 app = typer.Typer(
     name="docservice",
@@ -61,142 +51,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-# --- shared connection and output options ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ClientOptions:
-    target: str
-    token: str
-    tls: bool
-    ca_file: Path | None
-    timeout: float
-    json: bool
-
-    def __post_init__(self) -> None:
-        host, _, port = self.target.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise typer.BadParameter(
-                f"expected HOST:PORT, got {self.target!r}", param_hint="'--target'"
-            )
-
-    def channel(self) -> Channel:
-        host, _, port = self.target.rpartition(":")
-        context = None
-        if self.tls or self.ca_file:
-            context = ssl.create_default_context(cafile=self.ca_file)
-            context.set_alpn_protocols(["h2"])
-        return Channel(host.removeprefix("[").removesuffix("]"), int(port), ssl=context)
-
-    @property
-    def call_options(self) -> dict[str, Any]:
-        metadata = [("authorization", f"Bearer {self.token}")] if self.token else None
-        return {"timeout": self.timeout or None, "metadata": metadata}
-
-
-def _shared(name: str, kind: Any, default: object, *decls: str, **option: Any) -> inspect.Parameter:
-    """A keyword-only parameter that typer turns into an option of the shared help panel."""
-    info = typer.Option(*decls, rich_help_panel="Connection and output", **option)
-    annotation = Annotated[kind, info]
-    return inspect.Parameter(
-        name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default
-    )
-
-
-_SHARED_OPTIONS = [
-    _shared(
-        "target",
-        str,
-        DEFAULT_TARGET,
-        envvar="DOCSERVICE_TARGET",
-        metavar="<host:port>",
-        help="Server address.",
-    ),
-    _shared(
-        "token",
-        str,
-        "",
-        envvar="DOCSERVICE_TOKEN",
-        show_default=False,
-        help="Bearer token sent as `authorization` metadata.",
-    ),
-    _shared("tls", bool, False, "--tls", help="Connect with TLS."),
-    _shared(
-        "ca_file",
-        Path | None,
-        None,
-        exists=True,
-        dir_okay=False,
-        help="CA bundle to verify the server with (implies --tls).",
-    ),
-    _shared("timeout", float, 10.0, min=0, help="Seconds to wait for an answer (0: no limit)."),
-    _shared("json", bool, False, "--json", help="Print the response as JSON."),
-]
-
-
-def client_command(fn: Callable[Concatenate[ClientOptions, P], None]) -> Callable[..., None]:
-    """Add the shared options to a command (typer reads them from the signature)."""
-    signature = inspect.signature(fn, eval_str=True)
-    own = list(signature.parameters.values())[1:]
-
-    @functools.wraps(fn)
-    def command(*args: Any, **kwargs: Any) -> None:
-        shared = {option.name: kwargs.pop(option.name) for option in _SHARED_OPTIONS}
-        fn(ClientOptions(**shared), *args, **kwargs)
-
-    command.__signature__ = signature.replace(parameters=[*own, *_SHARED_OPTIONS])  # type: ignore[attr-defined]
-    return command
-
-
-# --- calling the server ------------------------------------------------------------------
-
-
-def _fail(status: str, message: str) -> NoReturn:
-    typer.echo(f"error: {status}: {message}" if message else f"error: {status}", err=True)
-    raise typer.Exit(1)
-
-
-def _run(opts: ClientOptions, call: Callable[[Channel], Awaitable[T]]) -> T:
-    """One call on a fresh channel; failures become one `error: ...` line and exit code 1."""
-
-    async def run() -> T:
-        channel = opts.channel()
-        try:
-            return await call(channel)
-        finally:
-            channel.close()
-
-    target = opts.target
-    try:
-        return asyncio.run(run())
-    except GRPCError as exc:
-        _fail(exc.status.name, exc.message or "")
-    except TimeoutError:
-        _fail("DEADLINE_EXCEEDED", f"no answer from {target} within {opts.timeout:g} s")
-    except ssl.SSLCertVerificationError as exc:
-        _fail("UNAVAILABLE", f"TLS: cannot verify {target}: {exc.verify_message}")
-    except ssl.SSLError as exc:
-        _fail("UNAVAILABLE", f"TLS handshake with {target} failed: {exc.reason or exc}")
-    except OSError as exc:
-        # errno > 0: a socket error; resolver (gaierror) codes are negative
-        reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror
-        _fail("UNAVAILABLE", f"cannot connect to {target} ({reason or exc})")
-    except (StreamTerminatedError, ProtocolError) as exc:
-        _fail("UNAVAILABLE", f"connection to {target} failed: {exc}")
-
-
-def _docs(opts: ClientOptions, call: Callable[[DocumentServiceStub], Awaitable[T]]) -> T:
-    return _run(opts, lambda channel: call(DocumentServiceStub(channel, **opts.call_options)))
-
-
-def _show(opts: ClientOptions, document: Document | None) -> None:
-    document = document or Document()
-    if opts.json:
-        print_json(document)
-    else:
-        console.print(document_panel(document))
 
 
 # --- document fields ---------------------------------------------------------------------
@@ -265,8 +119,8 @@ def serve() -> None:
 @client_command
 def get(opts: ClientOptions, document_id: DocumentId) -> None:
     """Show a document."""
-    response = _docs(opts, lambda docs: docs.get_document(GetDocumentRequest(id=document_id)))
-    _show(opts, response.document)
+    response = docs(opts, lambda docs: docs.get_document(GetDocumentRequest(id=document_id)))
+    show(opts, response.document)
 
 
 @app.command()
@@ -296,7 +150,7 @@ def create(
         comments=comment or [],
         request_id=request_id,
     )
-    _show(opts, _docs(opts, lambda docs: docs.create_document(request)))
+    show(opts, docs(opts, lambda docs: docs.create_document(request)))
 
 
 @app.command()
@@ -348,8 +202,8 @@ def update(
     )
     for path, value in changes.items():
         setattr(request, path, value)
-    response = _docs(opts, lambda docs: docs.update_document(request))
-    _show(opts, response.document)
+    response = docs(opts, lambda docs: docs.update_document(request))
+    show(opts, response.document)
 
 
 @app.command()
@@ -357,7 +211,7 @@ def update(
 def delete(opts: ClientOptions, document_id: DocumentId, etag: Etag = "") -> None:
     """Soft-delete a document (restore brings it back)."""
     request = DeleteDocumentRequest(id=document_id, etag=etag)
-    response = _docs(opts, lambda docs: docs.delete_document(request))
+    response = docs(opts, lambda docs: docs.delete_document(request))
     if opts.json:
         print_json(response)
     else:
@@ -369,7 +223,7 @@ def delete(opts: ClientOptions, document_id: DocumentId, etag: Etag = "") -> Non
 def restore(opts: ClientOptions, document_id: DocumentId, etag: Etag = "") -> None:
     """Make a deleted document live again."""
     request = RestoreDocumentRequest(id=document_id, etag=etag)
-    _show(opts, _docs(opts, lambda docs: docs.restore_document(request)))
+    show(opts, docs(opts, lambda docs: docs.restore_document(request)))
 
 
 @app.command("list")
@@ -396,7 +250,7 @@ def list_documents(
         category=category,
         show_deleted=show_deleted,
     )
-    response = _docs(opts, lambda docs: docs.list_documents(request))
+    response = docs(opts, lambda docs: docs.list_documents(request))
     if opts.json:
         print_json(response)
         return
@@ -416,7 +270,7 @@ def history(
 ) -> None:
     """List a document's versions, oldest first."""
     request = GetDocumentVersionsRequest(id=document_id, page_size=page_size, page_token=page_token)
-    response = _docs(opts, lambda docs: docs.get_document_versions(request))
+    response = docs(opts, lambda docs: docs.get_document_versions(request))
     if opts.json:
         print_json(response)
         return
@@ -435,7 +289,7 @@ def revert(
 ) -> None:
     """Append a new version equal to an older one."""
     request = RevertDocumentRequest(id=document_id, version=version, etag=etag)
-    _show(opts, _docs(opts, lambda docs: docs.revert_document(request)))
+    show(opts, docs(opts, lambda docs: docs.revert_document(request)))
 
 
 @app.command()
@@ -446,7 +300,7 @@ def health(
 ) -> None:
     """Ask grpc.health.v1.Health; exit 0 only when SERVING."""
     request = HealthCheckRequest(service=service)
-    response = _run(opts, lambda channel: HealthStub(channel).Check(request, **opts.call_options))
+    response = run(opts, lambda channel: HealthStub(channel).Check(request, **opts.call_options))
     status = HealthCheckResponse.ServingStatus.Name(response.status)
     if opts.json:
         typer.echo(json.dumps({"status": status}))

@@ -27,17 +27,12 @@ from prometheus_client.registry import Collector
 
 from docservice.storage import retries
 
-__all__ = ["Telemetry", "configure_logging", "request_id"]
+__all__ = ["Telemetry", "configure_logging"]
 
 REQUEST_ID_HEADER = "x-request-id"
 MAX_REQUEST_ID_LENGTH = 128
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 log = logging.getLogger("docservice.calls")
-
-
-def request_id() -> str:
-    """The id of the call this task serves ("-" outside calls)."""
-    return _request_id.get()
 
 
 class _RequestIdFilter(logging.Filter):

@@ -1,0 +1,89 @@
+"""Side-by-side A/B of two source trees: the same scenario against a server from each, run
+interleaved (A, B, A, B, ...) on one PostgreSQL and one Redis so that machine noise hits both.
+
+    .venv/bin/python -m bench.ab --base 2533aed [--candidate .] --backend postgres+redis \
+        --scenario get --rounds 6 --seconds 4
+
+`--base`/`--candidate` name a git revision (checked out into a temporary worktree) or a
+directory; both servers run with this interpreter, importing `docservice` from their tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+from bench.load import Result, prepare, run_load
+from bench.matrix import ROOT, _pin, docservice
+from tests.servers import PostgresServer, RedisServer
+
+
+@contextmanager
+def source_tree(spec: str) -> Iterator[Path]:
+    path = Path(spec)
+    if path.is_dir():
+        yield path.resolve()
+        return
+    with tempfile.TemporaryDirectory(prefix="docservice-ab-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), spec],
+            check=True,
+        )
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)])
+
+
+def main(args: argparse.Namespace) -> None:
+    if _pin("1"):
+        os.sched_setaffinity(0, {1})  # the client; servers are pinned to core 0
+    with ExitStack() as stack:
+        postgres, redis = PostgresServer(), RedisServer()
+        postgres.start()
+        stack.callback(postgres.destroy)
+        redis.start()
+        stack.callback(redis.kill)
+        data = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        backend, _, cache = args.backend.partition("+")
+        env = {"DB_TYPE": backend}
+        env["DATABASE_URL"] = (
+            postgres.url if backend == "postgres" else f"sqlite+aiosqlite:///{data}/ab.db"
+        )
+        if cache:
+            env["REDIS_URL"] = redis.url
+        targets: dict[str, str] = {}
+        for name, spec in (("base", args.base), ("candidate", args.candidate)):
+            tree = stack.enter_context(source_tree(spec))
+            prefix = {"CACHE_KEY_PREFIX": f"ab-{name}:"}
+            targets[name] = stack.enter_context(docservice({**env, **prefix}, 1, cwd=tree))
+        calls = {name: asyncio.run(prepare(t, args.scenario)) for name, t in targets.items()}
+        totals = {name: Result() for name in targets}
+        for n in range(args.rounds):
+            for name, target in targets.items():
+                result = run_load(target, calls[name], seconds=args.seconds)
+                totals[name].merge(result, sequential=True)
+                print(f"round {n + 1} {name:9} {result.summary()}", flush=True)
+    base, candidate = totals["base"], totals["candidate"]
+    print(f"{args.scenario} on {args.backend}, {args.rounds} interleaved rounds:")
+    for name, total in totals.items():
+        print(f"  {name:9} {total.summary()}")
+    print(f"  candidate / base: {candidate.rate / base.rate:.2f}x req/s")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", required=True)
+    parser.add_argument("--candidate", default=".")
+    parser.add_argument("--backend", default="postgres+redis")
+    parser.add_argument("--scenario", default="get")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    main(parser.parse_args())
