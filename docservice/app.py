@@ -13,17 +13,27 @@ from docservice.core.repository import DocumentRepository
 from docservice.core.service import DocumentService
 from docservice.grpc.auth import Authenticator
 from docservice.grpc.codec import LimitedCodec
-from docservice.grpc.compat import install_receive_hook, keepalive_config
+from docservice.grpc.compat import (
+    accept_header_lists_up_to,
+    install_receive_hook,
+    install_request_hook,
+    keepalive_config,
+)
 from docservice.grpc.health import DatabaseWatch, reflection_services
 from docservice.grpc.in_flight import InFlight
 from docservice.grpc.server import ClosingServer
-from docservice.grpc.servicer import DocumentServicer
+from docservice.grpc.servicer import SERVICE_PATH, DocumentServicer
 from docservice.grpc.telemetry import Telemetry
 from docservice.settings import DbType, Settings
 
 __all__ = ["App", "create_app", "make_repository", "serve"]
 
 log = logging.getLogger(__name__)
+
+# Request metadata (headers, a bearer token among them) above this is RESOURCE_EXHAUSTED; h2
+# decodes up to the hard limit, beyond which it drops the connection.
+MAX_METADATA_BYTES = 16 * 1024
+HEADER_LIST_HARD_LIMIT = 1024 * 1024
 
 
 def make_repository(settings: Settings) -> DocumentRepository:
@@ -142,6 +152,10 @@ async def create_app(settings: Settings) -> App:
         config=keepalive_config(settings.keepalive_seconds, timeout=20.0),
     )
     telemetry.attach(server)
+    install_request_hook(
+        SERVICE_PATH, max_metadata_bytes=MAX_METADATA_BYTES, on_refused=telemetry.rejected
+    )
+    accept_header_lists_up_to(server, HEADER_LIST_HARD_LIMIT)
     if settings.auth_enabled:
         Authenticator(settings).attach(server, on_reject=telemetry.rejected)
     return App(settings, repository, server, in_flight, telemetry, watch)

@@ -480,11 +480,11 @@ async def test_length_prefix_that_lies(target: Target) -> None:
         headers=[("grpc-timeout", "500m")],
     )
     await expect_status(target, reply, Status.DEADLINE_EXCEEDED)
-    # Claims less: the message is the claimed bytes, here none (an empty request)...
+    # Claims less: the bytes after the claimed ones are more data than one unary message...
     reply = await target.raw.call("GetDocument", [frame(body, length=0)])
-    await expect_status(target, reply, Status.INVALID_ARGUMENT, "id")
-    assert "required" in reply.message
-    # ...or the claimed bytes end inside a field.
+    await expect_status(target, reply, Status.INVALID_ARGUMENT, "request")
+    assert "more data followed" in reply.message
+    # ...unless the claimed bytes already end inside a field.
     reply = await target.raw.call("GetDocument", [frame(body, length=len(body) - 1)])
     await expect_status(target, reply, Status.INVALID_ARGUMENT, "id")
     assert "truncated" in reply.message

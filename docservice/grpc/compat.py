@@ -7,13 +7,18 @@ patched at import time: `install_receive_hook` is called by `create_app`.
 
 from __future__ import annotations
 
+import contextvars
+import time
 import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import betterproto2
 import grpclib.server
 import grpclib.stream
 from grpclib.config import Configuration
+from grpclib.const import Status
 from grpclib.encoding.base import CodecBase
 from grpclib.protocol import H2Protocol
 from grpclib.protocol import Stream as H2Stream
@@ -22,11 +27,15 @@ from grpclib.server import Server
 __all__ = [
     "EndOfStream",
     "ReceivingCodec",
+    "accept_header_lists_up_to",
     "close_connection",
     "install_receive_hook",
+    "install_request_hook",
     "keepalive_config",
     "message_metadata",
     "read_exactly",
+    "request_ended",
+    "taken_timeout",
     "track_connections",
 ]
 
@@ -62,6 +71,75 @@ def install_receive_hook() -> None:
     grpclib.server.recv_message = _recv_message  # type: ignore[attr-defined]
 
 
+_grpclib_request_handler = grpclib.server.request_handler
+_taken: contextvars.ContextVar[tuple[str, float] | None] = contextvars.ContextVar(
+    "grpc_timeout", default=None
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hook:
+    path_prefix: str
+    max_metadata_bytes: int
+    on_refused: Callable[[str, Status], None]
+
+
+_hooks: list[_Hook] = []
+
+
+def _header_list_size(headers: list[tuple[str, str]]) -> int:
+    """RFC 7541 4.1: each header counts its name and value in octets, plus 32."""
+    return sum(len(name) + len(value) + 32 for name, value in headers)
+
+
+async def _request_handler(
+    mapping: Any, stream: H2Stream, headers: list[tuple[str, str]], *args: Any
+) -> None:
+    path = next((value for name, value in headers if name == ":path"), "")
+    hook = next((h for h in _hooks if path.startswith(h.path_prefix)), None)
+    if hook is not None:
+        size = _header_list_size(headers)
+        if size > hook.max_metadata_bytes:
+            status = Status.RESOURCE_EXHAUSTED
+            message = f"request metadata of {size} bytes exceeds the limit of "
+            message += f"{hook.max_metadata_bytes}"
+            hook.on_refused(path.removeprefix(hook.path_prefix), status)
+            try:
+                await grpclib.server._abort(stream, 200, status, message)
+            finally:
+                args[-1]()  # release_stream
+            return
+        timeout = next((value for name, value in headers if name == "grpc-timeout"), None)
+        if timeout is not None:
+            # Runs in the call's own task: the servicer reads it back with taken_timeout().
+            _taken.set((timeout, time.monotonic()))
+            headers = [(name, value) for name, value in headers if name != "grpc-timeout"]
+    await _grpclib_request_handler(mapping, stream, headers, *args)
+
+
+def install_request_hook(
+    path_prefix: str, *, max_metadata_bytes: int, on_refused: Callable[[str, Status], None]
+) -> None:
+    """Check the headers of calls under `path_prefix` before grpclib handles them.
+
+    grpclib's module-level `request_handler` (called by its connection handler for each new
+    stream, in the stream's own task) turns a malformed or already-expired `grpc-timeout` into
+    UNKNOWN before any handler runs, and has no limit of its own on metadata. So this hook
+    refuses metadata over `max_metadata_bytes` with RESOURCE_EXHAUSTED (reported to
+    `on_refused(method, status)` for the call's log line and metric) and takes the timeout
+    header away from grpclib: the servicer enforces the deadline itself (grpc.deadlines).
+    Installing again for the same prefix replaces its settings.
+    """
+    _hooks[:] = [h for h in _hooks if h.path_prefix != path_prefix]
+    _hooks.append(_Hook(path_prefix, max_metadata_bytes, on_refused))
+    grpclib.server.request_handler = _request_handler  # type: ignore[assignment]
+
+
+def taken_timeout() -> tuple[str, float] | None:
+    """This call's `grpc-timeout` value and when its headers arrived (monotonic), if any."""
+    return _taken.get()
+
+
 class EndOfStream(Exception):
     """The stream ended before the bytes asked for arrived."""
 
@@ -72,6 +150,14 @@ async def read_exactly(stream: H2Stream, size: int) -> bytes:
         return await stream.recv_data(size)
     except AssertionError:  # grpclib's Buffer.read: "Received less data than expected"
         raise EndOfStream from None
+
+
+async def request_ended(stream: grpclib.server.Stream[Any, Any]) -> bool:
+    """Whether the client ended the request stream with nothing after what was read."""
+    try:
+        return await read_exactly(stream._stream, 1) == b""
+    except EndOfStream:
+        return False
 
 
 def keepalive_config(seconds: float, timeout: float) -> Configuration:
@@ -93,6 +179,29 @@ def track_connections(server: Server, protocols: weakref.WeakSet[H2Protocol]) ->
         return protocol
 
     server._protocol_factory = tracking_factory  # type: ignore[method-assign]
+
+
+def accept_header_lists_up_to(server: Server, limit: int) -> None:
+    """Let connections of `server` decode header lists of up to `limit` bytes.
+
+    h2 drops the whole connection (a protocol error) on a header list over 64 KiB, so a client
+    that sends a large token sees UNAVAILABLE; above that size but below `limit` the request
+    hook can answer RESOURCE_EXHAUSTED instead.
+    """
+    factory = server._protocol_factory
+
+    def factory_with_limit() -> H2Protocol:
+        protocol = factory()
+        connection_made = protocol.connection_made
+
+        def made(transport: Any) -> None:
+            connection_made(transport)
+            protocol.connection._connection.decoder.max_header_list_size = limit
+
+        protocol.connection_made = made  # type: ignore[method-assign]
+        return protocol
+
+    server._protocol_factory = factory_with_limit  # type: ignore[method-assign]
 
 
 def close_connection(protocol: H2Protocol, reason: str) -> None:

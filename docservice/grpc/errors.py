@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from google.rpc import error_details_pb2
 from grpclib.const import Status
-from grpclib.exceptions import GRPCError
+from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from docservice.core.errors import (
     Aborted,
@@ -42,8 +42,8 @@ def grpc_status() -> Iterator[None]:
     """
     try:
         yield
-    except (GRPCError, asyncio.CancelledError):
-        raise
+    except (GRPCError, asyncio.CancelledError, StreamTerminatedError):
+        raise  # a status already, or the client gone: nothing to map
     except InvalidArgument as exc:
         raise invalid_argument(exc) from None
     except DocServiceError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from grpclib.const import Handler, Status
@@ -26,16 +26,19 @@ from docservice._proto.document import (
     UpdateDocumentRequest,
     UpdateDocumentResponse,
 )
+from docservice.core.errors import InvalidArgument
 from docservice.core.service import DocumentService
-from docservice.grpc import wire
-from docservice.grpc.codec import Encoded
-from docservice.grpc.errors import grpc_status
+from docservice.grpc import compat, deadlines, wire
+from docservice.grpc.codec import REQUEST, Encoded
+from docservice.grpc.errors import grpc_status, invalid_argument
 from docservice.grpc.in_flight import InFlight
-from docservice.grpc.telemetry import Telemetry
+from docservice.grpc.telemetry import CallRecord, Telemetry
 
 __all__ = ["DocumentServicer"]
 
 SERVICE = "/document.DocumentService"
+SERVICE_PATH = f"{SERVICE}/"
+ONE_MESSAGE = "must be a single message in a unary call (more data followed it)"
 
 
 class DocumentServicer(DocumentServiceBase):
@@ -45,9 +48,9 @@ class DocumentServicer(DocumentServiceBase):
         self._telemetry = telemetry
 
     @contextmanager
-    def _call(self, method: str) -> Iterator[None]:
-        with self._telemetry.call(method), self._in_flight.track(), grpc_status():
-            yield
+    def _call(self, method: str) -> Iterator[CallRecord]:
+        with self._telemetry.call(method) as record, self._in_flight.track(), grpc_status():
+            yield record
 
     def __mapping__(self) -> dict[str, Handler]:
         # Every handler is ours: the generated ones receive the request before any of this
@@ -80,14 +83,26 @@ class DocumentServicer(DocumentServiceBase):
         self, method: str, call: Callable[[Any], Awaitable[Any]]
     ) -> Callable[[Stream[Any, Any]], Awaitable[None]]:
         async def handle(stream: Stream[Any, Any]) -> None:
-            with self._call(method):
-                request = await stream.recv_message()  # LimitedCodec checks it
-                if request is None:
-                    raise GRPCError(
-                        Status.INVALID_ARGUMENT, "the call ended without a request message"
-                    )
-                response = await call(request)
-            await stream.send_message(response)
+            # The log line and metric of the call cover sending the response too: they say
+            # what the client saw.
+            with self._call(method) as record:
+                timeout = compat.taken_timeout()
+                deadline = record.deadline = deadlines.parse(*timeout) if timeout else None
+                async with deadline.scope() if deadline else nullcontext():
+                    request = await stream.recv_message()  # LimitedCodec checks it
+                    if request is None:
+                        raise GRPCError(
+                            Status.INVALID_ARGUMENT, "the call ended without a request message"
+                        )
+                    if not await compat.request_ended(stream):
+                        raise invalid_argument(
+                            InvalidArgument.of(
+                                REQUEST,
+                                "must be a single message in a unary call (more data followed it)",
+                            )
+                        )
+                    response = await call(request)
+                    await stream.send_message(response)
 
         return handle
 

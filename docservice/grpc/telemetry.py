@@ -16,7 +16,8 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from grpclib.const import Status
 from grpclib.events import RecvRequest, SendInitialMetadata, SendTrailingMetadata, listen
@@ -27,12 +28,23 @@ from prometheus_client.registry import Collector
 
 from docservice.storage import retries
 
-__all__ = ["Telemetry", "configure_logging"]
+__all__ = ["CallRecord", "Telemetry", "configure_logging"]
 
 REQUEST_ID_HEADER = "x-request-id"
 MAX_REQUEST_ID_LENGTH = 128
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 log = logging.getLogger("docservice.calls")
+
+
+class _Deadline(Protocol):
+    def expired(self) -> bool: ...
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """What a call's handler tells its log line: the deadline, once known."""
+
+    deadline: _Deadline | None = None
 
 
 class _RequestIdFilter(logging.Filter):
@@ -151,14 +163,21 @@ class Telemetry:
         listen(server, SendTrailingMetadata, on_metadata)
 
     @contextmanager
-    def call(self, method: str) -> Iterator[None]:
-        """Log and count one call of `method`, whatever way it ends."""
+    def call(self, method: str) -> Iterator[CallRecord]:
+        """Log and count one call of `method`, whatever way it ends, with the status its client
+        saw: a call cut off (its stream reset, its task cancelled) is DEADLINE_EXCEEDED once its
+        deadline has passed, CANCELLED otherwise."""
         started = time.perf_counter()
         status = Status.OK
+        record = CallRecord()
         try:
-            yield
+            yield record
         except BaseException as exc:
-            status = getattr(exc, "status", None) or Status.CANCELLED
+            status = getattr(exc, "status", None) or (
+                Status.DEADLINE_EXCEEDED
+                if record.deadline is not None and record.deadline.expired()
+                else Status.CANCELLED
+            )
             raise
         finally:
             elapsed = time.perf_counter() - started
