@@ -107,7 +107,7 @@ class DocumentService:
         if request_id:
             existing = await self._repository.get_by_request_id(request_id)
             if existing is not None:
-                return existing
+                return await self._replay(existing, values)
         now = format_timestamp(utc_now())
         document_id = str(uuid.uuid4())
         document = Document(
@@ -118,7 +118,23 @@ class DocumentService:
             etag=etag_for(document_id, 1),
             **values,
         )
-        return await self._repository.create(document, request_id)
+        created = await self._repository.create(document, request_id)
+        if created.id != document_id:  # a concurrent create with this request_id won
+            return await self._replay(created, values)
+        return created
+
+    async def _replay(self, existing: Document, values: dict[str, Any]) -> Document:
+        """The answer to a create whose request_id was used before: the document as that
+        first create made it (version 1), if this request asks for the same fields; an error
+        naming request_id if it does not (a key reused for another request)."""
+        original = await self._repository.version(existing.id, 1) or existing
+        asked = Document(**values)
+        if any(getattr(asked, name) != getattr(original, name) for name in EDITABLE_FIELDS):
+            raise InvalidArgument.of(
+                "request_id",
+                f"was already used to create document {existing.id} with other fields",
+            )
+        return original
 
     async def update(self, request: UpdateDocumentRequest) -> Document:
         document_id = parse_document_id(request.id)
@@ -149,14 +165,16 @@ class DocumentService:
 
     async def revert(self, request: RevertDocumentRequest) -> Document:
         document_id = parse_document_id(request.id)
-        number = _version_number(request.version, request.version_id)
-        target = await self._repository.version(document_id, number)
-        if target is None:
-            await self.get(document_id)  # NOT_FOUND for an unknown document first
-            raise NotFound(f"document {document_id} has no version {number}")
+        target = await self._snapshot(document_id, request.version, request.version_id)
 
-        def copy_fields(current: Document, now: str) -> dict[str, Any]:
-            return {name: getattr(target, name) for name in EDITABLE_FIELDS}
+        def copy_fields(current: Document, now: str) -> dict[str, Any] | None:
+            # Like an update that changes nothing, a revert to what is current appends nothing.
+            changed = {
+                name: getattr(target, name)
+                for name in EDITABLE_FIELDS
+                if getattr(target, name) != getattr(current, name)
+            }
+            return changed or None
 
         return await self._change(document_id, request.etag, copy_fields)
 
@@ -227,13 +245,21 @@ class DocumentService:
 
     async def version(self, request: GetDocumentVersionRequest) -> DocumentVersion:
         document_id = parse_document_id(request.id)
-        number = _version_number(request.version, request.version_id)
-        snapshot = await self._repository.version(document_id, number)
+        snapshot = await self._snapshot(document_id, request.version, request.version_id)
+        return version_message(snapshot)
+
+    async def _snapshot(self, document_id: str, version: int, version_id: str) -> Document:
+        """The snapshot named by `version` or `version_id`; NOT_FOUND if there is none."""
+        number = _version_number(version, version_id)
+        snapshot = None
+        if number is not None:
+            snapshot = await self._repository.version(document_id, number)
         if snapshot is None:
             if await self._repository.get(document_id) is None:
                 raise NotFound(f"document {document_id} not found")
-            raise NotFound(f"document {document_id} has no version {number}")
-        return version_message(snapshot)
+            named = repr(version_id) if version_id else number
+            raise NotFound(f"document {document_id} has no version {named}")
+        return snapshot
 
     async def _change(
         self, document_id: str, etag: str, mutate: Mutation, *, deleted: bool = False
@@ -277,12 +303,21 @@ def _after(previous: str) -> str:
     return format_timestamp(max(now, earliest))
 
 
-def _version_number(version: int, version_id: str) -> int:
+def _version_number(version: int, version_id: str) -> int | None:
+    """The version asked for; None when `version_id` names none.
+
+    `version_id` is opaque to clients: only the canonical form of a number ("3", never "03"
+    or "+3") names a version, and any other string simply names none (NOT_FOUND).
+    """
     if version_id:
-        if not (
-            version_id.isascii() and version_id.isdigit() and 1 <= int(version_id) <= MAX_INT64
-        ):
-            raise InvalidArgument.of("version_id", "must be a version number such as '3'")
+        canonical = (
+            version_id.isascii()
+            and version_id.isdigit()
+            and version_id == str(int(version_id))
+            and 1 <= int(version_id) <= MAX_INT64
+        )
+        if not canonical:
+            return None
         if version and version != int(version_id):
             raise InvalidArgument.of("version", "contradicts version_id")
         return int(version_id)

@@ -6,6 +6,7 @@ request are reported together.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,12 +72,12 @@ class Validator:
         return cleaned
 
     def _title(self, value: str, field: str) -> str:
-        if not value.strip():
+        if is_blank(value):
             raise InvalidArgument.of(field, "must not be empty or blank")
         return _bounded_text(value, self._limits.title, field)
 
     def _author(self, value: str, field: str) -> str:
-        if not value.strip():
+        if is_blank(value):
             raise InvalidArgument.of(field, "must not be empty or blank")
         return _bounded_text(value, self._limits.author, field)
 
@@ -125,6 +126,12 @@ class Validator:
         return comments
 
 
+def is_blank(value: str) -> bool:
+    """Nothing visible: only white space and invisible format characters (Unicode category
+    Cf: zero-width spaces and joiners, BOMs, direction marks)."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in value)
+
+
 def check_mask_paths(paths: Iterable[str]) -> tuple[str, ...]:
     """Return the editable fields an update mask names ('*' names them all)."""
     named: list[str] = []
@@ -160,7 +167,7 @@ def _item_violations(
     for index, item in enumerate(items):
         item_field = f"{field}[{index}]"
         try:
-            if not allow_empty and not item.strip():
+            if not allow_empty and is_blank(item):
                 raise InvalidArgument.of(item_field, "must not be empty or blank")
             _bounded_text(item, limit, item_field)
         except InvalidArgument as exc:

@@ -83,6 +83,9 @@ async def test_title_limits(stub: DocumentServiceStub) -> None:
     await reject_create(stub, "title", title=padded(257))
     await reject_create(stub, "title", title="")
     await reject_create(stub, "title", title="  \t ")
+    # Nothing visible: zero-width space, joiner, BOM, direction mark.
+    await reject_create(stub, "title", title="\u200b\u200d\ufeff\u200e ")
+    assert (await create(stub, title="a\u200b")).title == "a\u200b"
 
 
 async def test_author_limits(stub: DocumentServiceStub) -> None:
@@ -91,6 +94,7 @@ async def test_author_limits(stub: DocumentServiceStub) -> None:
     await reject_create(stub, "author", author=padded(101))
     await reject_create(stub, "author", author="")
     await reject_create(stub, "author", author="   ")
+    await reject_create(stub, "author", author="\u2060\u200c")
 
 
 async def test_content_limit_counts_utf8_bytes(stub: DocumentServiceStub) -> None:
@@ -251,7 +255,7 @@ async def test_masked_required_fields_cannot_be_cleared(stub: DocumentServiceStu
 
 
 async def test_request_id_length(stub: DocumentServiceStub) -> None:
-    request_id = padded(128, "req")
-    document = await create(stub, request_id=request_id)
-    assert (await create(stub, request_id=request_id)).id == document.id
+    fields = {"title": unique("title"), "author": unique("author"), "request_id": padded(128, "r")}
+    document = await create(stub, **fields)
+    assert (await create(stub, **fields)).id == document.id
     await reject_create(stub, "request_id", request_id=padded(129, "req"))
