@@ -442,9 +442,13 @@ async def test_malformed_wire_encodings(target: Target) -> None:
         await expect_status(target, reply, Status.INVALID_ARGUMENT, expected_field)
     # Unknown fields that are well-formed are skipped, as protobuf requires.
     unknown = varint_field(100, 1) + message_field(101, b"\xff") + b"\x9d\x06\x01\x02\x03\x04"
+    # ...a group among them (field 102, holding a field 1 that is not the request's id).
+    unknown += b"\xb3\x06" + message_field(1, b"not-the-id") + b"\xb4\x06"
     body = message_field(1, target.document.id.encode()) + unknown
     reply = await target.raw.call("GetDocument", [frame(body)])
     assert reply.status == Status.OK, reply.message
+    [answer] = reply.messages()
+    assert GetDocumentResponse.parse(answer).document == target.document
 
 
 # --- the framing ----------------------------------------------------------------------------
@@ -539,3 +543,114 @@ async def test_health_check_with_a_malformed_body(target: Target) -> None:
         "", [frame(message_field(1, b"\xff"))], path="/grpc.health.v1.Health/Check"
     )
     await expect_status(target, reply, Status.INVALID_ARGUMENT, "request")
+
+
+# --- the call: one message, its deadline, its metadata -------------------------------------
+
+
+def call_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """'Method STATUS' of each call's log line (which goes on with its duration)."""
+    return [
+        " ".join(r.getMessage().split()[:2]) for r in caplog.records if r.name == "docservice.calls"
+    ]
+
+
+async def test_a_unary_call_carries_exactly_one_message(
+    target: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="docservice.calls")
+    author = unique("author")
+    body = create_body(author=author)
+    for chunks in (
+        [frame(body) + frame(body)],  # two messages
+        [frame(body), frame(body)],  # two messages in two DATA frames
+        [frame(body) + b"\x00\x00"],  # a second prefix cut short
+        [frame(body) + b"\x00"],  # one stray byte
+    ):
+        reply = await target.raw.call("CreateDocument", chunks)
+        await expect_status(target, reply, Status.INVALID_ARGUMENT, "request")
+        assert "single message" in reply.message or "ended inside" in reply.message
+    await nothing_created_by(target, author)
+    assert call_logs(caplog).count("CreateDocument INVALID_ARGUMENT") >= 4, call_logs(caplog)
+
+
+@pytest.mark.parametrize("value", ["abc", "-1S", "1x", "123456789S", "1.5S", "", "S"])
+async def test_a_malformed_grpc_timeout_is_invalid_argument(
+    target: Target, caplog: pytest.LogCaptureFixture, value: str
+) -> None:
+    caplog.set_level("INFO", logger="docservice.calls")
+    author = unique("author")
+    reply = await target.raw.call(
+        "CreateDocument", [frame(create_body(author=author))], headers=[("grpc-timeout", value)]
+    )
+    await expect_status(target, reply, Status.INVALID_ARGUMENT, "grpc-timeout")
+    await nothing_created_by(target, author)
+    assert "CreateDocument INVALID_ARGUMENT" in call_logs(caplog)
+
+
+@pytest.mark.parametrize("value", ["1n", "1u", "0S", "0m"])
+async def test_an_expired_grpc_timeout_is_deadline_exceeded(
+    target: Target, caplog: pytest.LogCaptureFixture, value: str
+) -> None:
+    caplog.set_level("INFO", logger="docservice.calls")
+    author = unique("author")
+    reply = await target.raw.call(
+        "CreateDocument", [frame(create_body(author=author))], headers=[("grpc-timeout", value)]
+    )
+    await expect_status(target, reply, Status.DEADLINE_EXCEEDED)
+    await nothing_created_by(target, author)
+    assert "CreateDocument DEADLINE_EXCEEDED" in call_logs(caplog)
+
+
+async def test_a_deadline_passing_while_the_response_is_sent_is_logged_as_such(
+    target: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client stops reading (HTTP/2 flow control holds the response back) until after its
+    deadline: the call's log line says DEADLINE_EXCEEDED, and no traceback is logged."""
+    caplog.set_level("INFO")
+    author = unique("author")
+    for _ in range(2):  # a page of about 200 KB, past the 64 KiB initial flow-control window
+        await target.stub.create_document(
+            CreateDocumentRequest(title=unique("t"), author=author, content="x" * 100_000)
+        )
+    raw = target.raw
+    stream_id = raw._h2.get_next_available_stream_id()
+    reply = raw._replies[stream_id] = Reply()
+    raw._h2.send_headers(
+        stream_id,
+        [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", "/document.DocumentService/ListDocuments"),
+            (":authority", raw._authority),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+            ("grpc-timeout", "300m"),
+        ],
+    )
+    raw._h2.send_data(stream_id, frame(bytes(ListDocumentsRequest(author=author))), end_stream=True)
+    await raw._flush()
+    await asyncio.sleep(0.8)  # not reading: the server's send waits for window
+    while not reply.done:
+        await raw._receive()
+    assert reply.status == Status.DEADLINE_EXCEEDED or reply.reset is not None, reply
+    assert "ListDocuments DEADLINE_EXCEEDED" in call_logs(caplog), call_logs(caplog)
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records]
+    await target.assert_serving()
+
+
+async def test_oversized_metadata_is_resource_exhausted(
+    target: Target, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="docservice.calls")
+    request = [frame(bytes(GetDocumentRequest(id=target.document.id)))]
+    for size in (20_000, 100_000, 600_000):
+        token = ("authorization", "Bearer " + "a" * size)
+        reply = await target.raw.call("GetDocument", request, headers=[token])
+        assert reply.status == Status.RESOURCE_EXHAUSTED, reply
+        assert "metadata" in reply.message
+        await target.assert_serving()
+    assert call_logs(caplog).count("GetDocument RESOURCE_EXHAUSTED") == 3
+    # Just under the limit is fine.
+    reply = await target.raw.call("GetDocument", request, headers=[("x-pad", "a" * 15_000)])
+    assert reply.status == Status.OK

@@ -34,7 +34,18 @@ MAX_VARINT_BYTES = 10
 MAX_FIELD_NUMBER = 2**29 - 1
 
 _WIRE_VARINT, _WIRE_FIXED64, _WIRE_LEN, _WIRE_FIXED32 = 0, 1, 2, 5
-_WIRE_NAMES = {0: "varint", 1: "64-bit", 2: "length-delimited", 5: "32-bit"}
+_WIRE_START_GROUP, _WIRE_END_GROUP = 3, 4
+_WIRE_NAMES = {
+    0: "varint",
+    1: "64-bit",
+    2: "length-delimited",
+    3: "group",
+    4: "group end",
+    5: "32-bit",
+}
+MAX_GROUP_DEPTH = 100  # protobuf's own recursion limit
+# (start, end, replacement): bytes of a message to replace, b"" to drop them.
+_Edit = tuple[int, int, bytes]
 _WIRE_OF_TYPE = {
     **dict.fromkeys(betterproto2.WIRE_VARINT_TYPES, _WIRE_VARINT),
     **dict.fromkeys(betterproto2.WIRE_FIXED_64_TYPES, _WIRE_FIXED64),
@@ -83,22 +94,37 @@ def _schema(message_type: type[betterproto2.Message]) -> dict[int, _Field]:
     return schema
 
 
-def check_wire(data: bytes, message_type: type[betterproto2.Message]) -> None:
-    """Raise InvalidArgument unless `data` is a well-formed `message_type`.
+def check_wire(data: bytes, message_type: type[betterproto2.Message]) -> bytes:
+    """The bytes to parse as `message_type`; InvalidArgument unless `data` is well-formed.
 
     Well-formed: every tag, varint and length fits in the data; every known field has its
     type's wire encoding; strings are UTF-8 without NUL characters (PostgreSQL text cannot hold
     U+0000, and no backend may accept what another rejects); nested messages are well-formed
-    too. Unknown fields are skipped, as protobuf requires. Violations name the field, e.g.
+    too. Unknown fields are skipped, as protobuf requires, groups (the deprecated wire types 3
+    and 4) among them: those are cut out of the bytes returned, because betterproto2 would
+    read a group's inner fields as fields of the message. Violations name the field, e.g.
     `tags[2]` or `update_mask.paths[0]`.
     """
     violations: list[FieldViolation] = []
+    view = memoryview(data)
+    edits: list[_Edit] = []
     try:
-        _check_message(memoryview(data), message_type, "", violations)
+        edits = _check_message(view, message_type, "", violations)
     except InvalidArgument as exc:  # malformed past repair: stop, with what was found so far
         violations += exc.violations
     if violations:
         raise InvalidArgument(violations)
+    return _apply(view, edits) if edits else data
+
+
+def _apply(data: memoryview, edits: list[_Edit]) -> bytes:
+    out, pos = bytearray(), 0
+    for start, end, replacement in edits:
+        out += data[pos:start]
+        out += replacement
+        pos = end
+    out += data[pos:]
+    return bytes(out)
 
 
 def _check_message(
@@ -106,12 +132,14 @@ def _check_message(
     message_type: type[betterproto2.Message],
     prefix: str,
     violations: list[FieldViolation],
-) -> None:
+) -> list[_Edit]:
     schema = _schema(message_type)
     seen: dict[int, int] = {}
+    edits: list[_Edit] = []
     end = len(data)
     pos = 0
     while pos < end:
+        start = pos
         key, pos = _read_varint(data, pos, prefix.rstrip(".") or REQUEST)
         number, wire_type = key >> 3, key & 7
         field = schema.get(number)
@@ -123,7 +151,7 @@ def _check_message(
             seen[number] = index + 1
             name = f"{name}[{index}]"
         if wire_type not in _WIRE_NAMES:
-            raise InvalidArgument.of(name, f"uses wire type {wire_type}, which proto3 does not use")
+            raise InvalidArgument.of(name, f"uses wire type {wire_type}, which protobuf lacks")
         if (
             field is not None
             and wire_type != field.wire_type
@@ -134,13 +162,12 @@ def _check_message(
                 f"arrived as a {_WIRE_NAMES[wire_type]} value, but this field is "
                 f"{_WIRE_NAMES[field.wire_type]}",
             )
-        if wire_type == _WIRE_VARINT:
-            _, pos = _read_varint(data, pos, name)
-        elif wire_type in _FIXED_SIZE:
-            pos += _FIXED_SIZE[wire_type]
-            if pos > end:
-                raise InvalidArgument.of(name, "is truncated")
-        else:  # length-delimited
+        if wire_type == _WIRE_START_GROUP:  # an unknown field (known ones are never groups)
+            pos = _skip_group(data, pos, number, name, 1)
+            edits.append((start, pos, b""))
+        elif wire_type == _WIRE_END_GROUP:
+            raise InvalidArgument.of(name, "ends a group that never started")
+        elif wire_type == _WIRE_LEN:
             length, pos = _read_varint(data, pos, name)
             if length > end - pos:
                 raise InvalidArgument.of(
@@ -149,12 +176,65 @@ def _check_message(
             payload = data[pos : pos + length]
             pos += length
             if field is not None:
-                _check_payload(payload, field, name, violations)
+                cleaned = _check_payload(payload, field, name, violations)
+                if cleaned is not None:  # a nested message lost a group: frame it anew
+                    edits.append((start, pos, _length_delimited(key, cleaned)))
+        else:
+            pos = _skip_scalar(data, pos, wire_type, name)
+    return edits
+
+
+def _skip_scalar(data: memoryview, pos: int, wire_type: int, name: str) -> int:
+    if wire_type == _WIRE_VARINT:
+        return _read_varint(data, pos, name)[1]
+    pos += _FIXED_SIZE[wire_type]
+    if pos > len(data):
+        raise InvalidArgument.of(name, "is truncated")
+    return pos
+
+
+def _skip_group(data: memoryview, pos: int, number: int, name: str, depth: int) -> int:
+    """The position after the end tag of group `number`, whose start tag ends at `pos`."""
+    if depth > MAX_GROUP_DEPTH:
+        raise InvalidArgument.of(name, f"nests groups more than {MAX_GROUP_DEPTH} deep")
+    while pos < len(data):
+        key, pos = _read_varint(data, pos, name)
+        inner, wire_type = key >> 3, key & 7
+        if wire_type == _WIRE_END_GROUP:
+            if inner != number:
+                raise InvalidArgument.of(name, f"ends group {inner} inside group {number}")
+            return pos
+        if wire_type == _WIRE_START_GROUP:
+            pos = _skip_group(data, pos, inner, name, depth + 1)
+        elif wire_type == _WIRE_LEN:
+            length, pos = _read_varint(data, pos, name)
+            if length > len(data) - pos:
+                raise InvalidArgument.of(name, "is truncated")
+            pos += length
+        elif wire_type in _WIRE_NAMES:
+            pos = _skip_scalar(data, pos, wire_type, name)
+        else:
+            raise InvalidArgument.of(name, f"uses wire type {wire_type}, which protobuf lacks")
+    raise InvalidArgument.of(name, f"is truncated: group {number} never ends")
+
+
+def _length_delimited(key: int, payload: bytes) -> bytes:
+    return _varint(key) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
 
 
 def _check_payload(
     payload: memoryview, field: _Field, name: str, violations: list[FieldViolation]
-) -> None:
+) -> bytes | None:
+    """Check one length-delimited value; the nested message's bytes if groups were cut out."""
     if field.text:
         raw = payload.tobytes()
         if not raw.isascii():
@@ -162,20 +242,22 @@ def _check_payload(
                 raw.decode()
             except UnicodeDecodeError:
                 violations.append(FieldViolation(name, "must be valid UTF-8"))
-                return
+                return None
         if b"\x00" in raw:
             violations.append(FieldViolation(name, "must not contain NUL characters (U+0000)"))
     elif field.message is not None:
-        _check_message(payload, field.message, f"{name}.", violations)
+        edits = _check_message(payload, field.message, f"{name}.", violations)
+        return _apply(payload, edits) if edits else None
     elif field.packable:
         size = _FIXED_SIZE.get(field.wire_type)
         if size is not None:
             if len(payload) % size:
                 raise InvalidArgument.of(name, "is truncated")
-            return
+            return None
         pos = 0
         while pos < len(payload):
             _, pos = _read_varint(payload, pos, name)
+    return None
 
 
 def _read_varint(data: memoryview, pos: int, name: str) -> tuple[int, int]:
@@ -214,8 +296,7 @@ class LimitedCodec(ProtoCodec):
         strict = isinstance(message_type, type) and issubclass(message_type, betterproto2.Message)
         try:
             if strict:
-                check_wire(data, message_type)
-                return message_type.parse(data)
+                return message_type.parse(check_wire(data, message_type))
             return super().decode(data, message_type)  # health, reflection: protobuf's parser
         except InvalidArgument as exc:
             raise invalid_argument(exc) from None

@@ -126,3 +126,41 @@ def test_codec_turns_violations_into_invalid_argument_with_details() -> None:
     [detail] = caught.value.details or []
     assert isinstance(detail, error_details_pb2.BadRequest)
     assert [v.field for v in detail.field_violations] == ["id"]
+
+
+def _key(number: int, wire_type: int) -> bytes:
+    value, out = (number << 3) | wire_type, bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def test_unknown_groups_are_skipped_and_cut_out_before_parsing() -> None:
+    # A group whose inner field 1 would otherwise be read as the request's own `id`.
+    group = _key(100, 3) + varint_field(1, 5) + _key(7, 3) + _key(7, 4) + _key(100, 4)
+    data = message_field(1, b"abc") + group
+    assert check_wire(data, GetDocumentRequest) == message_field(1, b"abc")
+    assert LimitedCodec(1024).decode(data, GetDocumentRequest) == GetDocumentRequest(id="abc")
+    # Inside a nested message too: the nested message is framed anew.
+    mask = message_field(1, b"title") + group
+    request = message_field(1, b"x") + message_field(9, mask)
+    decoded = LimitedCodec(1024).decode(request, UpdateDocumentRequest)
+    assert decoded.update_mask is not None and decoded.update_mask.paths == ["title"]
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (_key(100, 3) + varint_field(1, 5), "never ends"),
+        (_key(100, 3) + _key(101, 4), "ends group 101 inside group 100"),
+        (_key(100, 4), "never started"),
+        (_key(100, 3) * 101 + _key(100, 4) * 101, "more than 100 deep"),
+        (_key(1, 3) + _key(1, 4), "arrived as a group value"),  # a known field as a group
+    ],
+)
+def test_malformed_groups_are_invalid(data: bytes, why: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        check_wire(data, GetDocumentRequest)
+    assert why in str(caught.value)
