@@ -31,7 +31,7 @@ from docservice._proto.document import DocumentServiceStub, GetDocumentRequest
 from docservice.app import App, create_app
 from docservice.settings import Settings
 from docservice.storage.sql.repository import SqlDocumentRepository
-from tests.fault_load import (
+from tests.support.fault_load import (
     CONNECTION,
     DEADLINE,
     DEADLINE_EXCEEDED,
@@ -43,8 +43,8 @@ from tests.fault_load import (
     update,
     write_load,
 )
-from tests.processes import server_env, server_process, wait_serving
-from tests.servers import MongoServer, PostgresServer, free_port
+from tests.support.processes import server_env, server_process, wait_serving
+from tests.support.servers import MongoServer, PostgresServer, free_port
 
 WRITERS = 8
 LOAD_LIMIT = 60.0  # seconds: only a safety bound, every test stops its load long before

@@ -53,8 +53,8 @@ from docservice._proto.google.protobuf import FieldMask
 from docservice.app import App, create_app
 from docservice.core.model import EDITABLE_FIELDS
 from docservice.settings import Settings
-from tests.conftest import backend_settings
-from tests.contract.helpers import unique, violated_fields
+from tests.support.backends import backend_settings
+from tests.support.contract import unique, violated_fields
 
 T = TypeVar("T")
 

@@ -28,8 +28,8 @@ from docservice._proto.document import (
     GetDocumentResponse,
 )
 from docservice.app import App, create_app
-from tests.conftest import backend_settings
-from tests.servers import PostgresServer, free_port
+from tests.support.backends import backend_settings
+from tests.support.servers import PostgresServer, free_port
 
 SERVICE = "document.DocumentService"
 

@@ -40,8 +40,8 @@ from docservice._proto.document import (
 from docservice._proto.google.protobuf import FieldMask
 from docservice.app import App, create_app
 from docservice.grpc.wire import message_field, varint_field
-from tests.conftest import backend_settings
-from tests.contract.helpers import unique
+from tests.support.backends import backend_settings
+from tests.support.contract import unique
 
 SERVICE = "/document.DocumentService"
 READ_TIMEOUT = 10.0  # no answer within this is a hang

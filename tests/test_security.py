@@ -43,8 +43,8 @@ from docservice._proto.document import (
 )
 from docservice.app import create_app
 from docservice.settings import Settings
-from tests.conftest import backend_settings
-from tests.contract.helpers import expect_status, unique
+from tests.support.backends import backend_settings
+from tests.support.contract import expect_status, unique
 
 SECRET = "s3cret-for-tests-only-0123456789abcdef"  # >= 32 bytes: PyJWT warns on short HMAC keys
 AUDIENCE = "docservice"

@@ -18,7 +18,7 @@ from docservice._proto.document import (
 )
 from docservice.app import create_app
 from docservice.settings import Settings
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 
 @pytest.fixture(scope="module", params=["postgres", "mongo"])

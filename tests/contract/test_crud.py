@@ -15,7 +15,7 @@ from docservice._proto.document import (
     RestoreDocumentRequest,
     UpdateDocumentRequest,
 )
-from tests.contract.helpers import create, expect_status, unique
+from tests.support.contract import create, expect_status, unique
 
 
 async def test_create_returns_version_one_with_all_fields(stub: DocumentServiceStub) -> None:

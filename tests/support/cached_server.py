@@ -13,8 +13,8 @@ from grpclib.client import Channel
 from docservice._proto.document import DocumentServiceStub
 from docservice.app import App, create_app
 from docservice.storage.cache.repository import CachedDocumentRepository
-from tests.conftest import backend_settings
-from tests.servers import RedisServer
+from tests.support.backends import backend_settings
+from tests.support.servers import RedisServer
 
 __all__ = ["Env", "serve_with_own_redis"]
 
