@@ -312,8 +312,8 @@ def repeated(text: str, times: int) -> str:
     return Long(text * times)
 
 
-# Any code point but surrogates (betterproto2 cannot encode those; tests/test_raw_frames.py sends
-# invalid UTF-8 as raw bytes), NUL and control characters included.
+# Any code point but surrogates (betterproto2 cannot encode those; tests/property/test_raw_frames.py
+# sends invalid UTF-8 as raw bytes), NUL and control characters included.
 texts = st.one_of(
     st.text(max_size=40),
     st.text(st.sampled_from(NASTY), max_size=40),

@@ -15,7 +15,7 @@ from grpc_tools import protoc
 
 from docservice.app import App
 
-LEGACY_PROTO = Path(__file__).parent / "support" / "legacy_document.proto"
+LEGACY_PROTO = Path(__file__).resolve().parents[1] / "support" / "legacy_document.proto"
 
 
 @pytest.fixture(scope="module")

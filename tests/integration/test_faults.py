@@ -1,8 +1,8 @@
 """Faults under load: the database restarts, the server is killed or stopped, calls time out.
 
 Real processes on loopback only. Every call has a deadline and every load loop is bounded in
-calls and in time (tests/fault_load.py). Run with `pytest -s` to see the counts: calls made and
-failed, acknowledged writes read back, and how many of them were lost (always 0).
+calls and in time (tests/support/fault_load.py). Run with `pytest -s` to see the counts: calls
+made and failed, acknowledged writes read back, and how many of them were lost (always 0).
 """
 
 from __future__ import annotations
