@@ -14,7 +14,8 @@ from google.rpc import error_details_pb2  # noqa: F401  (registers BadRequest fo
 from grpclib.client import Channel
 
 from docservice._proto.document import DocumentServiceStub
-from docservice.app import App, create_app
+from docservice.app import App
+from tests.support.apps import running_app
 from tests.support.backends import BACKENDS, backend_settings
 from tests.support.servers import MongoServer, PostgresServer, RedisServer
 
@@ -68,12 +69,8 @@ async def app(
     settings = backend_settings(
         request.param, tmp_path_factory.mktemp(request.param.replace("+", "-")), request
     )
-    app = await create_app(settings)
-    await app.start()
-    try:
+    async with running_app(settings) as app:
         yield app
-    finally:
-        await app.stop()
 
 
 @pytest.fixture(scope="session")

@@ -28,9 +28,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
 from docservice._proto.document import DocumentServiceStub, GetDocumentRequest
-from docservice.app import App, create_app
+from docservice.app import App
 from docservice.settings import Settings
 from docservice.storage.sql.repository import SqlDocumentRepository
+from tests.support.apps import running_app
 from tests.support.fault_load import (
     CONNECTION,
     DEADLINE,
@@ -84,14 +85,12 @@ async def _until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
 @asynccontextmanager
 async def _running(settings: Settings) -> AsyncIterator[tuple[App, DocumentServiceStub]]:
     """An in-process server and a client of it."""
-    app = await create_app(settings)
-    await app.start()
-    channel = Channel("127.0.0.1", settings.grpc_port)
-    try:
-        yield app, DocumentServiceStub(channel)
-    finally:
-        channel.close()
-        await app.stop()
+    async with running_app(settings) as app:
+        channel = Channel("127.0.0.1", settings.grpc_port)
+        try:
+            yield app, DocumentServiceStub(channel)
+        finally:
+            channel.close()
 
 
 @asynccontextmanager

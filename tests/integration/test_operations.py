@@ -27,7 +27,8 @@ from docservice._proto.document import (
     GetDocumentRequest,
     GetDocumentResponse,
 )
-from docservice.app import App, create_app
+from docservice.app import App
+from tests.support.apps import running_app
 from tests.support.backends import backend_settings
 from tests.support.servers import PostgresServer, free_port
 
@@ -45,23 +46,23 @@ async def test_health_follows_the_database(tmp_path: Path, request: pytest.Fixtu
     settings = backend_settings(
         "postgres", tmp_path, request, health_check_interval_seconds=0.1
     ).model_copy(update={"database_url": postgres.url})
-    app = await create_app(settings)
-    await app.start()
-    channel = Channel("127.0.0.1", settings.grpc_port)
     try:
-        for service in ("", SERVICE):
-            assert await _status(channel, service) == HealthCheckResponse.SERVING
+        async with running_app(settings):
+            channel = Channel("127.0.0.1", settings.grpc_port)
+            try:
+                for service in ("", SERVICE):
+                    assert await _status(channel, service) == HealthCheckResponse.SERVING
 
-        postgres.stop()
-        assert await _wait_for_status(channel, HealthCheckResponse.NOT_SERVING)
-        assert await _status(channel, SERVICE) == HealthCheckResponse.NOT_SERVING
+                postgres.stop()
+                assert await _wait_for_status(channel, HealthCheckResponse.NOT_SERVING)
+                assert await _status(channel, SERVICE) == HealthCheckResponse.NOT_SERVING
 
-        postgres.start()
-        assert await _wait_for_status(channel, HealthCheckResponse.SERVING)
-        assert await _status(channel, SERVICE) == HealthCheckResponse.SERVING
+                postgres.start()
+                assert await _wait_for_status(channel, HealthCheckResponse.SERVING)
+                assert await _status(channel, SERVICE) == HealthCheckResponse.SERVING
+            finally:
+                channel.close()
     finally:
-        channel.close()
-        await app.stop()
         postgres.destroy()
 
 
@@ -82,12 +83,8 @@ async def app(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[A
         metrics_port=free_port(),
         max_message_bytes=64 * 1024,
     )
-    app = await create_app(settings)
-    await app.start()
-    try:
+    async with running_app(settings) as app:
         yield app
-    finally:
-        await app.stop()
 
 
 # Run as its own process, like grpcurl would be: grpcio's reflection messages and grpclib's
