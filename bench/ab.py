@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.load import Result, prepare, run_load
 from bench.matrix import ROOT, _pin, docservice
-from tests.servers import PostgresServer, RedisServer
+from tests.support.servers import PostgresServer, RedisServer
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from pathlib import Path
 import grpc
 
 from bench.load import SCENARIOS, Result, prepare, run_load, serve_ceiling
-from tests.servers import PostgresServer, RedisServer, free_port
+from tests.support.servers import PostgresServer, RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("sqlite", "postgres", "postgres+redis")

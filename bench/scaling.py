@@ -33,7 +33,7 @@ from docservice.core.model import format_timestamp, parse_timestamp, utc_now
 from docservice.storage.sql.migrate import upgrade
 from docservice.storage.sql.repository import create_engine
 from docservice.storage.sql.schema import document_versions, documents
-from tests.servers import PostgresServer
+from tests.support.servers import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 5_000

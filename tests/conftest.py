@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from google.rpc import error_details_pb2  # noqa: F401  (registers BadRequest for detail decoding)
 from grpclib.client import Channel
 
 from docservice._proto.document import DocumentServiceStub
-from docservice.app import App, create_app
-from docservice.settings import Settings
-from tests.servers import MongoServer, PostgresServer, RedisServer, free_port
-
-# Every contract test runs against each of these; "+redis" puts the Redis cache in front.
-BACKENDS = ["sqlite", "postgres", "mongo", "sqlite+redis", "postgres+redis"]
+from docservice.app import App
+from tests.support.apps import running_app
+from tests.support.backends import BACKENDS, backend_settings
+from tests.support.servers import MongoServer, PostgresServer, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +37,7 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def mongo_url() -> Iterator[str]:
-    """TEST_MONGO_URL if set, else `mongod` from PATH, else nx-27017 (see tests/servers.py)."""
+    """TEST_MONGO_URL if set, else `mongod` from PATH, else nx-27017 (tests/support/servers.py)."""
     url = os.environ.get("TEST_MONGO_URL")
     if url:
         yield url
@@ -65,33 +62,6 @@ def redis_server() -> Iterator[RedisServer]:
         server.kill()
 
 
-def backend_settings(
-    backend: str, tmp: Path, request: pytest.FixtureRequest, **extra: object
-) -> Settings:
-    """Settings for a backend name such as "postgres" or "sqlite+redis"."""
-    backend, _, cache = backend.partition("+")
-    if cache:
-        redis: RedisServer = request.getfixturevalue("redis_server")
-        extra = {"redis_url": redis.url, "cache_key_prefix": f"{tmp.name}:", **extra}
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp / 'docservice.db'}"
-    elif backend == "postgres":
-        url = request.getfixturevalue("postgres_url")
-    elif backend == "mongo":
-        url = ""
-        extra = {"mongo_url": request.getfixturevalue("mongo_url"), "mongo_db": tmp.name, **extra}
-    else:
-        raise ValueError(backend)
-    values: dict[str, object] = {
-        "db_type": backend,
-        "database_url": url,
-        "grpc_port": free_port(),
-        "shutdown_grace_seconds": 2.0,
-        **extra,
-    }
-    return Settings.model_validate(values)
-
-
 @pytest.fixture(scope="session", params=BACKENDS)
 async def app(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -99,12 +69,8 @@ async def app(
     settings = backend_settings(
         request.param, tmp_path_factory.mktemp(request.param.replace("+", "-")), request
     )
-    app = await create_app(settings)
-    await app.start()
-    try:
+    async with running_app(settings) as app:
         yield app
-    finally:
-        await app.stop()
 
 
 @pytest.fixture(scope="session")

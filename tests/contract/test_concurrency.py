@@ -20,7 +20,7 @@ from docservice._proto.document import (
     RevertDocumentRequest,
     UpdateDocumentRequest,
 )
-from tests.contract.helpers import create, expect_status, unique
+from tests.support.contract import create, expect_status, unique
 
 
 async def history(stub: DocumentServiceStub, document_id: str) -> list[DocumentVersion]:

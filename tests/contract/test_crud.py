@@ -15,7 +15,7 @@ from docservice._proto.document import (
     RestoreDocumentRequest,
     UpdateDocumentRequest,
 )
-from tests.contract.helpers import create, expect_status, unique
+from tests.support.contract import create, expect_status, unique
 
 
 async def test_create_returns_version_one_with_all_fields(stub: DocumentServiceStub) -> None:
@@ -27,7 +27,8 @@ async def test_create_returns_version_one_with_all_fields(stub: DocumentServiceS
         category="notes",
         comments=["first", "first"],
     )
-    assert uuid.UUID(document.id)
+    assert str(uuid.UUID(document.id)) == document.id  # canonical: lower case, hyphenated
+    assert uuid.UUID(document.id).version == 4
     assert document.version == 1
     assert document.tags == ["b", "a"]  # de-duplicated, order kept
     assert document.comments == ["first", "first"]  # comments are not de-duplicated

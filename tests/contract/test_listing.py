@@ -26,7 +26,7 @@ from docservice._proto.document import (
 )
 from docservice.app import App
 from docservice.core.model import etag_for, format_timestamp, utc_now
-from tests.contract.helpers import create, expect_status, unique, violated_fields
+from tests.support.contract import create, expect_status, unique, violated_fields
 
 
 async def create_many(stub: DocumentServiceStub, count: int, **fields: Any) -> list[Document]:

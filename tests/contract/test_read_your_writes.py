@@ -17,7 +17,7 @@ from docservice._proto.document import (
     ListDocumentsRequest,
     UpdateDocumentRequest,
 )
-from tests.contract.helpers import create, unique
+from tests.support.contract import create, unique
 
 DOCUMENTS = 3
 WRITERS, WRITES_EACH = 6, 15

@@ -14,7 +14,7 @@ from docservice._proto.document import (
     UpdateDocumentRequest,
 )
 from docservice._proto.google.protobuf import FieldMask
-from tests.contract.helpers import expect_status, unique, violated_fields
+from tests.support.contract import expect_status, unique, violated_fields
 
 
 def request(**fields: object) -> CreateDocumentRequest:

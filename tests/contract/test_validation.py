@@ -19,7 +19,7 @@ from docservice._proto.document import (
     UpdateDocumentRequest,
 )
 from docservice._proto.google.protobuf import FieldMask
-from tests.contract.helpers import create, expect_status, unique, violated_fields
+from tests.support.contract import create, expect_status, unique, violated_fields
 
 MIB = 1024 * 1024
 EURO = "\u20ac"  # 3 bytes of UTF-8

@@ -20,7 +20,7 @@ from docservice._proto.document import (
     RevertDocumentRequest,
     UpdateDocumentRequest,
 )
-from tests.contract.helpers import create, expect_status, unique, violated_fields
+from tests.support.contract import create, expect_status, unique, violated_fields
 
 EDITABLE = ("title", "content", "status", "author", "tags", "category", "comments")
 

@@ -1,0 +1,1 @@
+"""Unit tests: pure functions and classes, no servers, no processes, no network."""

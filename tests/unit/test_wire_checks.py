@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import betterproto2
+import grpclib.server
 import pytest
 from google.rpc import error_details_pb2
 from grpclib.const import Status
@@ -20,6 +21,7 @@ from docservice._proto.document import (
 )
 from docservice._proto.google.protobuf import FieldMask
 from docservice.core.errors import InvalidArgument
+from docservice.grpc import compat
 from docservice.grpc.codec import LimitedCodec, check_wire
 from docservice.grpc.wire import message_field, varint_field
 
@@ -164,3 +166,31 @@ def test_malformed_groups_are_invalid(data: bytes, why: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         check_wire(data, GetDocumentRequest)
     assert why in str(caught.value)
+
+
+class _Stream:
+    """Just enough of grpclib's HTTP/2 stream: the request bytes, read by size."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.asked: list[int] = []
+
+    async def recv_data(self, size: int) -> bytes:
+        self.asked.append(size)
+        chunk, self.data = self.data[:size], self.data[size:]
+        return chunk
+
+
+async def test_grpclib_servers_read_requests_through_the_codec() -> None:
+    # If a grpclib upgrade stops reading requests through this function, framing checks
+    # (size before buffering, prefix flags) silently stop: fail here instead.
+    compat.install_receive_hook()  # as create_app does
+    body = bytes(GetDocumentRequest(id="x"))
+    framed = _Stream(b"\x00" + len(body).to_bytes(4, "big") + body)
+    received = await grpclib.server.recv_message(framed, LimitedCodec(1024), GetDocumentRequest)
+    assert received == GetDocumentRequest(id="x")
+    oversize = _Stream(b"\x00" + (1025).to_bytes(4, "big") + b"\x00" * 1025)
+    with pytest.raises(GRPCError) as caught:
+        await grpclib.server.recv_message(oversize, LimitedCodec(1024), GetDocumentRequest)
+    assert caught.value.status == Status.RESOURCE_EXHAUSTED
+    assert oversize.asked == [5]  # refused at the prefix: the body was never buffered

@@ -16,9 +16,9 @@ from docservice._proto.document import (
     GetDocumentRequest,
     ListDocumentsRequest,
 )
-from docservice.app import create_app
 from docservice.settings import Settings
-from tests.servers import free_port
+from tests.support.apps import running_app
+from tests.support.servers import free_port
 
 
 @pytest.fixture(scope="module", params=["postgres", "mongo"])
@@ -33,14 +33,12 @@ async def stub_without_database(
         grpc_port=free_port(),
         migrate_on_start=False,
     )
-    app = await create_app(settings)
-    await app.start()
-    channel = Channel("127.0.0.1", settings.grpc_port)
-    try:
-        yield DocumentServiceStub(channel)
-    finally:
-        channel.close()
-        await app.stop()
+    async with running_app(settings):
+        channel = Channel("127.0.0.1", settings.grpc_port)
+        try:
+            yield DocumentServiceStub(channel)
+        finally:
+            channel.close()
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 START_TIMEOUT = 30.0
 CALL_TIMEOUT = 20.0

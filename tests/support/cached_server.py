@@ -11,10 +11,11 @@ import pytest
 from grpclib.client import Channel
 
 from docservice._proto.document import DocumentServiceStub
-from docservice.app import App, create_app
+from docservice.app import App
 from docservice.storage.cache.repository import CachedDocumentRepository
-from tests.conftest import backend_settings
-from tests.servers import RedisServer
+from tests.support.apps import running_app
+from tests.support.backends import backend_settings
+from tests.support.servers import RedisServer
 
 __all__ = ["Env", "serve_with_own_redis"]
 
@@ -51,13 +52,11 @@ async def serve_with_own_redis(
             cache_key_prefix=f"{tmp_path.name}:",
             cache_breaker_cooldown_seconds=breaker_cooldown,
         )
-        app = await create_app(settings)
-        await app.start()
-        channel = Channel(settings.grpc_host, settings.grpc_port)
-        try:
-            yield Env(app, redis, DocumentServiceStub(channel))
-        finally:
-            channel.close()
-            await app.stop()
+        async with running_app(settings) as app:
+            channel = Channel(settings.grpc_host, settings.grpc_port)
+            try:
+                yield Env(app, redis, DocumentServiceStub(channel))
+            finally:
+                channel.close()
     finally:
         redis.kill()

@@ -1,8 +1,8 @@
 """Faults under load: the database restarts, the server is killed or stopped, calls time out.
 
 Real processes on loopback only. Every call has a deadline and every load loop is bounded in
-calls and in time (tests/fault_load.py). Run with `pytest -s` to see the counts: calls made and
-failed, acknowledged writes read back, and how many of them were lost (always 0).
+calls and in time (tests/support/fault_load.py). Run with `pytest -s` to see the counts: calls
+made and failed, acknowledged writes read back, and how many of them were lost (always 0).
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
 from docservice._proto.document import DocumentServiceStub, GetDocumentRequest
-from docservice.app import App, create_app
+from docservice.app import App
 from docservice.settings import Settings
 from docservice.storage.sql.repository import SqlDocumentRepository
-from tests.fault_load import (
+from tests.support.apps import running_app
+from tests.support.fault_load import (
     CONNECTION,
     DEADLINE,
     DEADLINE_EXCEEDED,
@@ -43,8 +44,8 @@ from tests.fault_load import (
     update,
     write_load,
 )
-from tests.processes import server_env, server_process, wait_serving
-from tests.servers import MongoServer, PostgresServer, free_port
+from tests.support.processes import server_env, server_process, wait_serving
+from tests.support.servers import MongoServer, PostgresServer, free_port
 
 WRITERS = 8
 LOAD_LIMIT = 60.0  # seconds: only a safety bound, every test stops its load long before
@@ -84,14 +85,12 @@ async def _until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
 @asynccontextmanager
 async def _running(settings: Settings) -> AsyncIterator[tuple[App, DocumentServiceStub]]:
     """An in-process server and a client of it."""
-    app = await create_app(settings)
-    await app.start()
-    channel = Channel("127.0.0.1", settings.grpc_port)
-    try:
-        yield app, DocumentServiceStub(channel)
-    finally:
-        channel.close()
-        await app.stop()
+    async with running_app(settings) as app:
+        channel = Channel("127.0.0.1", settings.grpc_port)
+        try:
+            yield app, DocumentServiceStub(channel)
+        finally:
+            channel.close()
 
 
 @asynccontextmanager

@@ -41,10 +41,10 @@ from docservice._proto.document import (
     GetDocumentVersionsRequest,
     ListDocumentsRequest,
 )
-from docservice.app import create_app
 from docservice.settings import Settings
-from tests.conftest import backend_settings
-from tests.contract.helpers import expect_status, unique
+from tests.support.apps import running_app
+from tests.support.backends import backend_settings
+from tests.support.contract import expect_status, unique
 
 SECRET = "s3cret-for-tests-only-0123456789abcdef"  # >= 32 bytes: PyJWT warns on short HMAC keys
 AUDIENCE = "docservice"
@@ -58,20 +58,18 @@ Connect = Callable[..., Channel]
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Connect]:
     """Start an app; yield `connect(context=None) -> Channel`; close channels and app afterwards."""
-    app = await create_app(settings)
-    await app.start()
     channels: list[Channel] = []
 
     def connect(context: ssl.SSLContext | None = None) -> Channel:
         channels.append(Channel("127.0.0.1", settings.grpc_port, ssl=context))
         return channels[-1]
 
-    try:
-        yield connect
-    finally:
-        for channel in channels:
-            channel.close()
-        await app.stop()
+    async with running_app(settings):
+        try:
+            yield connect
+        finally:
+            for channel in channels:
+                channel.close()
 
 
 async def create_doc(stub: DocumentServiceStub, metadata: dict[str, str] | None) -> Document:

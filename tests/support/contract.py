@@ -1,4 +1,4 @@
-"""Small helpers shared by the contract tests."""
+"""Small helpers for calls through the public API, shared by the contract tests and others."""
 
 from __future__ import annotations
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
@@ -27,9 +29,10 @@ from docservice._proto.document import (
     GetDocumentRequest,
     GetDocumentResponse,
 )
-from docservice.app import App, create_app
-from tests.conftest import backend_settings
-from tests.servers import PostgresServer, free_port
+from docservice.app import App
+from tests.support.apps import running_app
+from tests.support.backends import backend_settings
+from tests.support.servers import PostgresServer, free_port
 
 SERVICE = "document.DocumentService"
 
@@ -45,23 +48,23 @@ async def test_health_follows_the_database(tmp_path: Path, request: pytest.Fixtu
     settings = backend_settings(
         "postgres", tmp_path, request, health_check_interval_seconds=0.1
     ).model_copy(update={"database_url": postgres.url})
-    app = await create_app(settings)
-    await app.start()
-    channel = Channel("127.0.0.1", settings.grpc_port)
     try:
-        for service in ("", SERVICE):
-            assert await _status(channel, service) == HealthCheckResponse.SERVING
+        async with running_app(settings):
+            channel = Channel("127.0.0.1", settings.grpc_port)
+            try:
+                for service in ("", SERVICE):
+                    assert await _status(channel, service) == HealthCheckResponse.SERVING
 
-        postgres.stop()
-        assert await _wait_for_status(channel, HealthCheckResponse.NOT_SERVING)
-        assert await _status(channel, SERVICE) == HealthCheckResponse.NOT_SERVING
+                postgres.stop()
+                assert await _wait_for_status(channel, HealthCheckResponse.NOT_SERVING)
+                assert await _status(channel, SERVICE) == HealthCheckResponse.NOT_SERVING
 
-        postgres.start()
-        assert await _wait_for_status(channel, HealthCheckResponse.SERVING)
-        assert await _status(channel, SERVICE) == HealthCheckResponse.SERVING
+                postgres.start()
+                assert await _wait_for_status(channel, HealthCheckResponse.SERVING)
+                assert await _status(channel, SERVICE) == HealthCheckResponse.SERVING
+            finally:
+                channel.close()
     finally:
-        channel.close()
-        await app.stop()
         postgres.destroy()
 
 
@@ -82,12 +85,8 @@ async def app(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[A
         metrics_port=free_port(),
         max_message_bytes=64 * 1024,
     )
-    app = await create_app(settings)
-    await app.start()
-    try:
+    async with running_app(settings) as app:
         yield app
-    finally:
-        await app.stop()
 
 
 # Run as its own process, like grpcurl would be: grpcio's reflection messages and grpclib's
@@ -233,7 +232,7 @@ async def test_json_logs_carry_method_status_duration_and_request_id(tmp_path: P
         sys.executable, "-m", "docservice", env=env, cwd=tmp_path, stderr=subprocess.PIPE
     )
     try:
-        await _call_with_request_id(port, "trace-me")
+        round_trip_ms = await _call_with_request_id(port, "trace-me")
         server.terminate()
         _, stderr = await asyncio.wait_for(server.communicate(), 20)
     finally:
@@ -243,19 +242,31 @@ async def test_json_logs_carry_method_status_duration_and_request_id(tmp_path: P
     lines = [json.loads(line) for line in stderr.decode().splitlines() if line.startswith("{")]
     call = next(entry for entry in lines if entry.get("method") == "GetDocument")
     assert call["status"] == "NOT_FOUND" and call["request_id"] == "trace-me"
-    assert call["duration_ms"] >= 0 and call["level"] == "INFO"
+    assert call["level"] == "INFO"
+    # The server times its handler only, so it cannot take longer than the client waited.
+    duration = call["duration_ms"]
+    assert type(duration) is float and 0 < duration <= round_trip_ms, (duration, round_trip_ms)
+    logged = re.fullmatch(r"GetDocument NOT_FOUND (\d+\.\d) ms", call["message"])
+    assert logged is not None, call["message"]
+    # The message rounds to 0.1 ms, the field to 0.001 ms: both round the same measurement.
+    assert abs(float(logged[1]) - duration) <= 0.051, (call["message"], duration)
 
 
-async def _call_with_request_id(port: int, request_id: str) -> None:
+async def _call_with_request_id(port: int, request_id: str) -> float:
+    """GetDocument of a missing id once the server listens; how long the client waited, in ms."""
     channel = Channel("127.0.0.1", port)
     stub = DocumentServiceStub(channel)
-    for _ in range(300):  # wait for the server to listen
-        try:
-            await stub.get_document(
-                GetDocumentRequest(id=str(uuid.uuid4())), metadata={"x-request-id": request_id}
-            )
-        except GRPCError:
-            break
-        except OSError:
-            await asyncio.sleep(0.05)
-    channel.close()
+    try:
+        for _ in range(300):  # wait for the server to listen
+            started = time.perf_counter()
+            try:
+                await stub.get_document(
+                    GetDocumentRequest(id=str(uuid.uuid4())), metadata={"x-request-id": request_id}
+                )
+            except GRPCError:
+                return (time.perf_counter() - started) * 1000
+            except OSError:
+                await asyncio.sleep(0.05)
+    finally:
+        channel.close()
+    raise AssertionError("the server never answered GetDocument")

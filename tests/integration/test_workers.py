@@ -16,7 +16,7 @@ from docservice._proto.document import (
     GetDocumentRequest,
     ListDocumentsRequest,
 )
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 
 def _children(pid: int) -> set[int]:

@@ -15,7 +15,7 @@ from grpc_tools import protoc
 
 from docservice.app import App
 
-LEGACY_PROTO = Path(__file__).with_name("legacy_document.proto")
+LEGACY_PROTO = Path(__file__).resolve().parents[1] / "support" / "legacy_document.proto"
 
 
 @pytest.fixture(scope="module")

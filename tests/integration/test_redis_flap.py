@@ -34,8 +34,8 @@ from docservice._proto.document import (
     UpdateDocumentRequest,
 )
 from docservice.storage.cache.repository import CacheStats
-from tests.cached_server import Env, serve_with_own_redis
-from tests.contract.helpers import unique
+from tests.support.cached_server import Env, serve_with_own_redis
+from tests.support.contract import unique
 
 T = TypeVar("T")
 

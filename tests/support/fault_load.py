@@ -1,4 +1,4 @@
-"""Load and checks shared by the fault tests (tests/test_faults.py).
+"""Load and checks shared by the fault tests (tests/integration/test_faults.py).
 
 `Ledger` remembers every call's outcome and every acknowledged write; `write_load` runs writers
 against a server until a time limit; `check_ledger` then proves that each acknowledged write is

@@ -38,10 +38,11 @@ from docservice._proto.document import (
     UpdateDocumentRequest,
 )
 from docservice._proto.google.protobuf import FieldMask
-from docservice.app import App, create_app
+from docservice.app import App
 from docservice.grpc.wire import message_field, varint_field
-from tests.conftest import backend_settings
-from tests.contract.helpers import unique
+from tests.support.apps import running_app
+from tests.support.backends import backend_settings
+from tests.support.contract import unique
 
 SERVICE = "/document.DocumentService"
 READ_TIMEOUT = 10.0  # no answer within this is a hang
@@ -250,12 +251,8 @@ async def raw_app(
 ) -> AsyncIterator[App]:
     # PostgreSQL is the strictest backend (it refuses NUL and invalid UTF-8 in text).
     settings = backend_settings("postgres", tmp_path_factory.mktemp("raw-frames"), request)
-    app = await create_app(settings)
-    await app.start()
-    try:
+    async with running_app(settings) as app:
         yield app
-    finally:
-        await app.stop()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from docservice.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _compose_available() -> bool:

@@ -22,8 +22,8 @@ from docservice._proto.document import (
     GetDocumentRequest,
     UpdateDocumentRequest,
 )
-from tests.processes import START_TIMEOUT, server_env, server_process, wait_serving
-from tests.servers import free_port
+from tests.support.processes import START_TIMEOUT, server_env, server_process, wait_serving
+from tests.support.servers import free_port
 
 
 @pytest.mark.parametrize(

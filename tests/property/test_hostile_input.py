@@ -24,6 +24,7 @@ import threading
 import unicodedata
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -51,11 +52,12 @@ from docservice._proto.document import (
     UpdateDocumentRequest,
 )
 from docservice._proto.google.protobuf import FieldMask
-from docservice.app import App, create_app
+from docservice.app import App
 from docservice.core.model import EDITABLE_FIELDS
 from docservice.settings import Settings
-from tests.conftest import backend_settings
-from tests.contract.helpers import unique, violated_fields
+from tests.support.apps import running_app
+from tests.support.backends import backend_settings
+from tests.support.contract import unique, violated_fields
 
 T = TypeVar("T")
 
@@ -170,15 +172,12 @@ class Server:
         assert response.document == self.canary
 
 
-async def _start(settings: Settings) -> tuple[App, Channel]:
-    app = await create_app(settings)
-    await app.start()
-    return app, Channel(settings.grpc_host, settings.grpc_port)
-
-
-async def _stop(app: App, channel: Channel) -> None:
-    channel.close()
-    await app.stop()
+async def _start(settings: Settings, stack: AsyncExitStack) -> tuple[App, Channel]:
+    """A running app and a channel to it, both closed by `stack.aclose()` (on the same loop)."""
+    app = await stack.enter_async_context(running_app(settings))
+    channel = Channel(settings.grpc_host, settings.grpc_port)
+    stack.callback(channel.close)
+    return app, channel
 
 
 class Backends:
@@ -194,8 +193,9 @@ class Backends:
             settings = backend_settings(backend, self._tmp.mktemp(f"hostile-{backend}"), request)
             runner = LoopThread()
             self._stops.append(runner.close)
-            app, channel = runner.run(_start(settings), timeout=120)
-            self._stops.append(lambda: runner.run(_stop(app, channel), timeout=60))
+            stack = AsyncExitStack()
+            app, channel = runner.run(_start(settings, stack), timeout=120)
+            self._stops.append(lambda: runner.run(stack.aclose(), timeout=60))
             stub = DocumentServiceStub(channel)
             server = Server(runner, app, stub, Document(), uuid.uuid4().hex[:8])
             server.canary = server.create(content="canary", tags=["canary"], category="canary")
@@ -313,8 +313,8 @@ def repeated(text: str, times: int) -> str:
     return Long(text * times)
 
 
-# Any code point but surrogates (betterproto2 cannot encode those; tests/test_raw_frames.py sends
-# invalid UTF-8 as raw bytes), NUL and control characters included.
+# Any code point but surrogates (betterproto2 cannot encode those; tests/property/test_raw_frames.py
+# sends invalid UTF-8 as raw bytes), NUL and control characters included.
 texts = st.one_of(
     st.text(max_size=40),
     st.text(st.sampled_from(NASTY), max_size=40),

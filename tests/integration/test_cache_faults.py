@@ -26,8 +26,8 @@ from docservice._proto.document import (
     UpdateDocumentRequest,
 )
 from docservice.storage.sql.repository import SqlDocumentRepository
-from tests.cached_server import Env, serve_with_own_redis
-from tests.contract.helpers import unique
+from tests.support.cached_server import Env, serve_with_own_redis
+from tests.support.contract import unique
 
 COOLDOWN = 0.3  # the breaker's cool-down, short so that tests see Redis come back quickly
 DEADLINE = 5.0  # per call; far above the cache timeout, so only a hang can reach it

@@ -33,9 +33,9 @@ from docservice._proto.document import (
     ListDocumentsRequest,
     UpdateDocumentRequest,
 )
-from tests.contract.helpers import create, unique
-from tests.processes import server_env, server_process, wait_serving
-from tests.servers import RedisServer, free_port
+from tests.support.contract import create, unique
+from tests.support.processes import server_env, server_process, wait_serving
+from tests.support.servers import RedisServer, free_port
 
 WRITERS = 50
 ROUNDS = 4  # rounds of conditional updates: 50 + 49 + 48 + 47 racing updates

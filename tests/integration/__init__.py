@@ -1,0 +1,1 @@
+"""Integration tests: real processes, databases and faults (workers, CLI, security, ops, ...)."""

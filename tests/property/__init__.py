@@ -1,0 +1,1 @@
+"""Property tests: hypothesis-generated hostile requests and hand-made HTTP/2 frames."""

@@ -1,0 +1,1 @@
+"""Helpers the tests share (servers, processes, settings per backend, apps); no tests here."""

@@ -1,0 +1,46 @@
+"""Settings for each backend the suite runs against, by name ("postgres", "sqlite+redis", ...)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from docservice.settings import Settings
+from tests.support.servers import RedisServer, free_port
+
+__all__ = ["BACKENDS", "backend_settings"]
+
+# Every contract test runs against each of these; "+redis" puts the Redis cache in front.
+BACKENDS = ["sqlite", "postgres", "mongo", "sqlite+redis", "postgres+redis"]
+
+
+def backend_settings(
+    backend: str, tmp: Path, request: pytest.FixtureRequest, **extra: object
+) -> Settings:
+    """Settings for a backend name such as "postgres" or "sqlite+redis".
+
+    The servers come from the session fixtures of tests/conftest.py (`postgres_url`,
+    `mongo_url`, `redis_server`), looked up through `request` only when the backend needs them.
+    """
+    backend, _, cache = backend.partition("+")
+    if cache:
+        redis: RedisServer = request.getfixturevalue("redis_server")
+        extra = {"redis_url": redis.url, "cache_key_prefix": f"{tmp.name}:", **extra}
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp / 'docservice.db'}"
+    elif backend == "postgres":
+        url = request.getfixturevalue("postgres_url")
+    elif backend == "mongo":
+        url = ""
+        extra = {"mongo_url": request.getfixturevalue("mongo_url"), "mongo_db": tmp.name, **extra}
+    else:
+        raise ValueError(backend)
+    values: dict[str, object] = {
+        "db_type": backend,
+        "database_url": url,
+        "grpc_port": free_port(),
+        "shutdown_grace_seconds": 2.0,
+        **extra,
+    }
+    return Settings.model_validate(values)
