@@ -35,6 +35,8 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError, ServerSelection
 from docservice._proto.document import Document
 from docservice.core.model import editable_values, parse_timestamp, stored_document
 from docservice.core.repository import DocumentRepository, ListQuery, Page, Snapshot
+from docservice.storage.idempotency import create_once
+from docservice.storage.listing import equality_filters, page_of, rows_to_fetch
 from docservice.storage.retries import retry_transient
 
 __all__ = ["DocumentRecord", "MongoDocumentRepository", "VersionRecord"]
@@ -151,15 +153,18 @@ class MongoDocumentRepository(DocumentRepository):
         record = DocumentRecord(
             _id=document.id, request_id=request_id or None, **_content(document)
         )
-        try:
+
+        async def insert() -> None:
             await self._insert(record)
-        except DuplicateKeyError:
-            existing = await self.get_by_request_id(request_id) if request_id else None
-            if existing is None:
-                raise
-            return existing
-        await self._append(document)
-        return document
+            await self._append(document)
+
+        return await create_once(
+            document,
+            request_id,
+            insert,
+            duplicate=DuplicateKeyError,
+            by_request_id=self.get_by_request_id,
+        )
 
     async def save(self, document: Document, previous: Document) -> bool:
         await self._ensure_ready()
@@ -186,14 +191,11 @@ class MongoDocumentRepository(DocumentRepository):
             collection.find(page_filter)
             .sort([("updated_us", DESCENDING), ("_id", DESCENDING)])
             .skip(query.offset)
-            .limit(query.limit + 1)
+            .limit(rows_to_fetch(query))
         )
         rows = await cursor.to_list()
         total = await collection.count_documents(conditions) if query.count else 0
-        documents = [
-            _document(DocumentRecord.model_validate(row), row["_id"]) for row in rows[: query.limit]
-        ]
-        return Page.of(documents, total_size=total, has_more=len(rows) > query.limit)
+        return page_of(rows, query, total, _listed_document)
 
     async def versions(self, document_id: str, after_version: int, limit: int) -> list[Snapshot]:
         await self._ensure_ready()
@@ -270,12 +272,7 @@ def _filters(query: ListQuery) -> dict[str, Any]:
     conditions: dict[str, Any] = {}
     if not query.show_deleted:
         conditions["is_deleted"] = False
-    if query.status is not None:
-        conditions["status"] = query.status
-    if query.author:
-        conditions["author"] = query.author
-    if query.category:
-        conditions["category"] = query.category
+    conditions.update(equality_filters(query))
     if query.tag:
         conditions["tags"] = query.tag
     return conditions
@@ -291,6 +288,10 @@ def _content(document: Document) -> dict[str, Any]:
         "deleted_at": document.deleted_at or None,
         "is_deleted": document.is_deleted,
     }
+
+
+def _listed_document(row: dict[str, Any]) -> Document:
+    return _document(DocumentRecord.model_validate(row), row["_id"])
 
 
 def _document(record: _Content, document_id: str) -> Document:
