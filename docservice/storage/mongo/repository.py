@@ -1,9 +1,9 @@
 """`MongoDocumentRepository`: documents and their history in MongoDB, with Beanie 2 on PyMongo's
 native asyncio client.
 
-Collections: `documents` holds the current state (`_id` = the UUID string, `version` an int);
-`document_versions` holds append-only snapshots (`_id` = "{id}:{version}", unique on
-(document_id, version)). Reading a document never loads its history.
+Collections (their models are in models.py): `documents` holds the current state (`_id` = the
+UUID string, `version` an int); `document_versions` holds append-only snapshots (`_id` =
+"{id}:{version}", unique on (document_id, version)). Reading a document never loads its history.
 
 Write protocol, without multi-document transactions (a standalone mongod has none):
 
@@ -23,79 +23,30 @@ that state. Version numbers are therefore contiguous, never duplicated, never lo
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
-from beanie import Document as BeanieDocument
 from beanie import SortDirection, init_beanie
-from pydantic import BaseModel, Field
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo import DESCENDING, AsyncMongoClient
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, ServerSelectionTimeoutError
 
 from docservice._proto.document import Document
-from docservice.core.model import editable_values, parse_timestamp, stored_document
 from docservice.core.repository import DocumentRepository, ListQuery, Page, Snapshot
 from docservice.storage.idempotency import create_once
 from docservice.storage.listing import equality_filters, page_of, rows_to_fetch
+from docservice.storage.mongo.models import (
+    DocumentRecord,
+    VersionRecord,
+    document_of,
+    microseconds,
+    stored_fields,
+    version_id,
+)
 from docservice.storage.retries import retry_transient
 
-__all__ = ["DocumentRecord", "MongoDocumentRepository", "VersionRecord"]
+__all__ = ["MongoDocumentRepository"]
 
 # Server selection and connection timeouts short enough for the retry budget (< 2 s in all).
 TIMEOUT_MS = 400
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class _Content(BaseModel):
-    """The fields a document and each of its snapshots both have (timestamps as RFC 3339
-    strings, as on the wire: BSON dates would lose the microseconds)."""
-
-    version: int
-    title: str
-    content: str
-    status: int
-    author: str
-    tags: list[str]
-    category: str
-    comments: list[str]
-    created_at: str
-    updated_at: str
-    deleted_at: str | None = None
-    # updated_at in microseconds since the epoch: the list order and keyset position. (nx-27017,
-    # the test server, reads RFC 3339 strings as dates of one-second precision when comparing.)
-    updated_us: int
-    # Kept beside deleted_at for the live-documents filter: nx-27017 (the test server) counts
-    # and combines `{deleted_at: None}` wrongly.
-    is_deleted: bool = False
-
-
-class DocumentRecord(BeanieDocument, _Content):
-    id: str = Field(alias="_id")  # type: ignore[assignment]
-    request_id: str | None = None
-
-    class Settings:
-        name = "documents"
-        # nx-27017 (the test server) fails every insert into a collection with a compound
-        # index over _id, so the list order is indexed on updated_at alone; ties are rare.
-        indexes: ClassVar[list[IndexModel]] = [
-            IndexModel([("updated_us", DESCENDING)]),
-            IndexModel([("author", ASCENDING), ("updated_us", DESCENDING)]),
-            IndexModel([("category", ASCENDING), ("updated_us", DESCENDING)]),
-            IndexModel([("status", ASCENDING), ("updated_us", DESCENDING)]),
-            IndexModel([("tags", ASCENDING), ("updated_us", DESCENDING)]),
-            IndexModel([("request_id", ASCENDING)], unique=True, sparse=True),
-        ]
-
-
-class VersionRecord(BeanieDocument, _Content):
-    id: str = Field(alias="_id")  # type: ignore[assignment]
-    document_id: str
-
-    class Settings:
-        name = "document_versions"
-        indexes: ClassVar[list[IndexModel]] = [
-            IndexModel([("document_id", ASCENDING), ("version", ASCENDING)], unique=True),
-        ]
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -140,18 +91,18 @@ class MongoDocumentRepository(DocumentRepository):
     @_retry
     async def _get(self, document_id: str) -> Document | None:
         record = await DocumentRecord.get(document_id)
-        return None if record is None else _document(record, document_id)
+        return None if record is None else document_of(record, document_id)
 
     @_retry
     async def get_by_request_id(self, request_id: str) -> Document | None:
         await self._ensure_ready()
         record = await DocumentRecord.find_one(DocumentRecord.request_id == request_id)
-        return None if record is None else _document(record, record.id)
+        return None if record is None else document_of(record, record.id)
 
     async def create(self, document: Document, request_id: str) -> Document:
         await self._ensure_ready()
         record = DocumentRecord(
-            _id=document.id, request_id=request_id or None, **_content(document)
+            _id=document.id, request_id=request_id or None, **stored_fields(document)
         )
 
         async def insert() -> None:
@@ -182,7 +133,7 @@ class MongoDocumentRepository(DocumentRepository):
         page_filter = dict(conditions)
         if query.after is not None:
             after_time, after_id = query.after
-            after_us = _microseconds(after_time)
+            after_us = microseconds(after_time)
             page_filter["$or"] = [
                 {"updated_us": {"$lt": after_us}},
                 {"updated_us": after_us, "_id": {"$lt": after_id}},
@@ -219,14 +170,14 @@ class MongoDocumentRepository(DocumentRepository):
             .limit(limit)
             .to_list()
         )
-        return [_document(r, document_id) for r in records]
+        return [document_of(r, document_id) for r in records]
 
     @_retry
     async def version(self, document_id: str, version: int) -> Document | None:
         await self._ensure_ready()
-        record = await VersionRecord.get(_version_id(document_id, version))
+        record = await VersionRecord.get(version_id(document_id, version))
         if record is not None:
-            return _document(record, document_id)
+            return document_of(record, document_id)
         current = await self._get(document_id)  # the newest snapshot may await its repair
         return current if current is not None and current.version == version else None
 
@@ -245,7 +196,7 @@ class MongoDocumentRepository(DocumentRepository):
     async def _compare_and_set(self, document: Document, expected_version: int) -> bool:
         result = await DocumentRecord.get_pymongo_collection().update_one(
             {"_id": document.id, "version": expected_version},
-            {"$set": _content(document)},
+            {"$set": stored_fields(document)},
         )
         return result.matched_count == 1
 
@@ -254,18 +205,10 @@ class MongoDocumentRepository(DocumentRepository):
         """Insert the snapshot of `document`; one already there (same content) is fine."""
         with contextlib.suppress(DuplicateKeyError):
             await VersionRecord(
-                _id=_version_id(document.id, document.version),
+                _id=version_id(document.id, document.version),
                 document_id=document.id,
-                **_content(document),
+                **stored_fields(document),
             ).insert()
-
-
-def _microseconds(timestamp: str) -> int:
-    return (parse_timestamp(timestamp) - EPOCH) // timedelta(microseconds=1)
-
-
-def _version_id(document_id: str, version: int) -> str:
-    return f"{document_id}:{version}"
 
 
 def _filters(query: ListQuery) -> dict[str, Any]:
@@ -278,28 +221,5 @@ def _filters(query: ListQuery) -> dict[str, Any]:
     return conditions
 
 
-def _content(document: Document) -> dict[str, Any]:
-    return {
-        "version": document.version,
-        **editable_values(document),
-        "created_at": document.created_at,
-        "updated_at": document.updated_at,
-        "updated_us": _microseconds(document.updated_at),
-        "deleted_at": document.deleted_at or None,
-        "is_deleted": document.is_deleted,
-    }
-
-
 def _listed_document(row: dict[str, Any]) -> Document:
-    return _document(DocumentRecord.model_validate(row), row["_id"])
-
-
-def _document(record: _Content, document_id: str) -> Document:
-    return stored_document(
-        document_id,
-        record.version,
-        record,
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-        deleted_at=record.deleted_at or "",
-    )
+    return document_of(DocumentRecord.model_validate(row), row["_id"])
