@@ -22,6 +22,7 @@ that state. Version numbers are therefore contiguous, never duplicated, never lo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 
@@ -53,6 +54,8 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionFailure | ServerSelectionTimeoutError)
 
 
+# Applied to the methods that each make one round trip (or one read of a page and its count),
+# never to the public methods that combine them: a retry never runs inside another.
 _retry = retry_transient(is_transient)
 
 
@@ -66,38 +69,32 @@ class MongoDocumentRepository(DocumentRepository):
         )
         self._database = database
         self._ready = False
+        self._registering = asyncio.Lock()
 
     async def migrate(self) -> None:
         """Register the models with Beanie and create the indexes."""
-        await self._init(skip_indexes=False)
-
-    @_retry
-    async def _init(self, *, skip_indexes: bool) -> None:
-        await init_beanie(
-            database=self._client[self._database],
-            document_models=[DocumentRecord, VersionRecord],
-            skip_indexes=skip_indexes,
-        )
-        self._ready = True
+        async with self._registering:
+            await self._register_models(skip_indexes=False)
+            self._ready = True
 
     async def _ensure_ready(self) -> None:
-        if not self._ready:
-            await self._init(skip_indexes=True)
+        """Register the models at the first call; concurrent first calls wait for that one."""
+        if self._ready:
+            return
+        async with self._registering:
+            if not self._ready:
+                await self._register_models(skip_indexes=True)
+                self._ready = True
+
+    # -- the repository: each method combines the single round trips below -----------------
 
     async def get(self, document_id: str, *, fresh: bool = False) -> Document | None:
         await self._ensure_ready()
-        return await self._get(document_id)
+        return await self._find_document(document_id)
 
-    @_retry
-    async def _get(self, document_id: str) -> Document | None:
-        record = await DocumentRecord.get(document_id)
-        return None if record is None else document_of(record, document_id)
-
-    @_retry
     async def get_by_request_id(self, request_id: str) -> Document | None:
         await self._ensure_ready()
-        record = await DocumentRecord.find_one(DocumentRecord.request_id == request_id)
-        return None if record is None else document_of(record, record.id)
+        return await self._find_by_request_id(request_id)
 
     async def create(self, document: Document, request_id: str) -> Document:
         await self._ensure_ready()
@@ -114,7 +111,7 @@ class MongoDocumentRepository(DocumentRepository):
             request_id,
             insert,
             duplicate=DuplicateKeyError,
-            by_request_id=self.get_by_request_id,
+            by_request_id=self._find_by_request_id,
         )
 
     async def save(self, document: Document, previous: Document) -> bool:
@@ -125,42 +122,76 @@ class MongoDocumentRepository(DocumentRepository):
         await self._append(document)
         return True
 
-    @_retry
     async def list_page(self, query: ListQuery) -> Page:
         await self._ensure_ready()
+        rows, total = await self._find_page(query)
+        return page_of(rows, query, total, _listed_document)
+
+    async def versions(self, document_id: str, after_version: int, limit: int) -> list[Snapshot]:
+        await self._ensure_ready()
+        history = await self._find_versions(document_id, after_version, limit)
+        if len(history) < limit:  # the end of the history: is the newest snapshot missing?
+            current = await self._find_document(document_id)
+            newest = history[-1].version if history else after_version
+            if current is not None and current.version == newest + 1 and limit > 0:
+                await self._append(current)
+                history.append(current)
+        return [Snapshot.of(s) for s in history]
+
+    async def version(self, document_id: str, version: int) -> Document | None:
+        await self._ensure_ready()
+        snapshot = await self._find_version(document_id, version)
+        if snapshot is not None:
+            return snapshot
+        current = await self._find_document(document_id)  # the newest may await its repair
+        return current if current is not None and current.version == version else None
+
+    @_retry
+    async def ping(self) -> None:
+        await self._client.admin.command("ping")
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    # -- single round trips, each retried on its own ----------------------------------------
+
+    @_retry
+    async def _register_models(self, *, skip_indexes: bool) -> None:
+        await init_beanie(
+            database=self._client[self._database],
+            document_models=[DocumentRecord, VersionRecord],
+            skip_indexes=skip_indexes,
+        )
+
+    @_retry
+    async def _find_document(self, document_id: str) -> Document | None:
+        record = await DocumentRecord.get(document_id)
+        return None if record is None else document_of(record, document_id)
+
+    @_retry
+    async def _find_by_request_id(self, request_id: str) -> Document | None:
+        record = await DocumentRecord.find_one(DocumentRecord.request_id == request_id)
+        return None if record is None else document_of(record, record.id)
+
+    @_retry
+    async def _find_page(self, query: ListQuery) -> tuple[list[dict[str, Any]], int]:
+        """The rows of the page (and one more, see `rows_to_fetch`); the count if asked for."""
         conditions = _filters(query)
         collection = DocumentRecord.get_pymongo_collection()
-        page_filter = dict(conditions)
-        if query.after is not None:
-            after_time, after_id = query.after
-            after_us = microseconds(after_time)
-            page_filter["$or"] = [
-                {"updated_us": {"$lt": after_us}},
-                {"updated_us": after_us, "_id": {"$lt": after_id}},
-            ]
         cursor = (
-            collection.find(page_filter)
+            collection.find({**conditions, **_after(query)})
             .sort([("updated_us", DESCENDING), ("_id", DESCENDING)])
             .skip(query.offset)
             .limit(rows_to_fetch(query))
         )
         rows = await cursor.to_list()
         total = await collection.count_documents(conditions) if query.count else 0
-        return page_of(rows, query, total, _listed_document)
-
-    async def versions(self, document_id: str, after_version: int, limit: int) -> list[Snapshot]:
-        await self._ensure_ready()
-        snapshots = await self._versions(document_id, after_version, limit)
-        if len(snapshots) < limit:  # the end of the history: is the newest snapshot missing?
-            current = await self._get(document_id)
-            newest = snapshots[-1].version if snapshots else after_version
-            if current is not None and current.version == newest + 1 and limit > 0:
-                await self._append(current)
-                snapshots.append(current)
-        return [Snapshot.of(s) for s in snapshots]
+        return rows, total
 
     @_retry
-    async def _versions(self, document_id: str, after_version: int, limit: int) -> list[Document]:
+    async def _find_versions(
+        self, document_id: str, after_version: int, limit: int
+    ) -> list[Document]:
         records = (
             await VersionRecord.find(
                 VersionRecord.document_id == document_id,
@@ -173,20 +204,9 @@ class MongoDocumentRepository(DocumentRepository):
         return [document_of(r, document_id) for r in records]
 
     @_retry
-    async def version(self, document_id: str, version: int) -> Document | None:
-        await self._ensure_ready()
+    async def _find_version(self, document_id: str, version: int) -> Document | None:
         record = await VersionRecord.get(version_id(document_id, version))
-        if record is not None:
-            return document_of(record, document_id)
-        current = await self._get(document_id)  # the newest snapshot may await its repair
-        return current if current is not None and current.version == version else None
-
-    @_retry
-    async def ping(self) -> None:
-        await self._client.admin.command("ping")
-
-    async def close(self) -> None:
-        await self._client.close()
+        return None if record is None else document_of(record, document_id)
 
     @_retry
     async def _insert(self, record: DocumentRecord) -> None:
@@ -219,6 +239,20 @@ def _filters(query: ListQuery) -> dict[str, Any]:
     if query.tag:
         conditions["tags"] = query.tag
     return conditions
+
+
+def _after(query: ListQuery) -> dict[str, Any]:
+    """The keyset condition: documents after (updated_at, id) of the previous page's last."""
+    if query.after is None:
+        return {}
+    after_time, after_id = query.after
+    after_us = microseconds(after_time)
+    return {
+        "$or": [
+            {"updated_us": {"$lt": after_us}},
+            {"updated_us": after_us, "_id": {"$lt": after_id}},
+        ]
+    }
 
 
 def _listed_document(row: dict[str, Any]) -> Document:
