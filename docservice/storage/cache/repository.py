@@ -25,11 +25,11 @@ count only while no reply at all arrives: a loaded event loop makes replies late
 acknowledged once the database committed, whatever Redis does. If its write-through cannot reach
 Redis, this process stops reading from the cache until it has written those documents through
 again and bumped the list generation (or, after very many such writes, until every entry written
-before the outage has expired). The repair writes rather than deletes: a reader that read an
-older version from the database before the write may still store it, and only a newer entry in
-place refuses it. Other processes sharing the Redis learn nothing of this:
-a reader there may see the older entry until this process repairs it, at its next call that
-reaches Redis. Counters of hits, misses, errors and bypasses are kept in `stats`.
+before the outage has expired); repair.py keeps that account. The repair writes rather than
+deletes: a reader that read an older version from the database before the write may still store
+it, and only a newer entry in place refuses it. Other processes sharing the Redis learn nothing
+of this: a reader there may see the older entry until this process repairs it, at its next call
+that reaches Redis. Counters of hits, misses, errors and bypasses are kept in `stats`.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ from docservice.storage.cache.entries import (
     unpack_snapshots,
     unpack_version,
 )
+from docservice.storage.cache.repair import Repair
 from docservice.storage.cache.scripts import (
     BUMP_GENERATION,
     READ_LIST,
@@ -83,8 +84,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 VERSION_TTL_SECONDS = 7 * 24 * 3600
-MAX_DIRTY_IDS = 10_000
-MAX_DIRTY_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -156,12 +155,13 @@ class CachedDocumentRepository:
         self._write_through = redis.register_script(WRITE_THROUGH)
         self._read_list = redis.register_script(READ_LIST)
         self._read_versions = redis.register_script(READ_VERSIONS)
-        self._bump_generation = redis.register_script(BUMP_GENERATION)
-        # Write-through arguments of the documents whose write-through failed, by id.
-        self._dirty: dict[str, list[Any]] = {}
-        self._dirty_bytes = 0
-        self._lists_dirty = False
-        self._bypass_until = 0.0
+        self._repair = Repair(
+            redis,
+            set_if_newer=self._set_if_newer,
+            bump_generation=redis.register_script(BUMP_GENERATION),
+            generation_key=self._generation_key,
+            ttl_seconds=ttl_seconds,
+        )
         self.stats = CacheStats()
 
     @property
@@ -300,18 +300,8 @@ class CachedDocumentRepository:
         done = await self._call(
             lambda redis: self._write_through(keys=[key, self._generation_key], args=args)
         )
-        if done is not SKIPPED:
-            return
-        self._lists_dirty = True
-        known = self._dirty.get(document.id)
-        if known is None or known[0] < document.version:
-            self._dirty[document.id] = args
-            self._dirty_bytes += len(args[1])
-        if len(self._dirty) > MAX_DIRTY_IDS or self._dirty_bytes > MAX_DIRTY_BYTES:
-            # Too much to hold for a repair: wait until every entry written before has expired.
-            self._dirty.clear()
-            self._dirty_bytes = 0
-            self._bypass_until = time.monotonic() + self._ttl
+        if done is SKIPPED:
+            self._repair.write_through_failed(key, args)
 
     async def _lookup(
         self, operation: Callable[[Redis], Awaitable[Any]], unpack: Callable[[Any], T | None]
@@ -340,13 +330,13 @@ class CachedDocumentRepository:
         An error about the data (e.g. a key of the wrong type) is GARBAGE: a miss whose entry
         the caller overwrites, not an outage.
         """
-        if time.monotonic() < self._bypass_until or not self._breaker.allow():
+        if time.monotonic() < self._repair.bypass_until or not self._breaker.allow():
             self.stats.bypasses += 1
             return SKIPPED
         try:
             async with asyncio.timeout(self._timeout):
-                if self._dirty or self._lists_dirty:
-                    await self._repair()
+                if self._repair.needed:
+                    await self._repair.run()
                 result = await operation(self._redis)
         except ResponseError as exc:
             log.debug("unexpected data in the cache: %r", exc)
@@ -358,22 +348,6 @@ class CachedDocumentRepository:
             return SKIPPED
         self._breaker.record_success()
         return result
-
-    async def _repair(self) -> None:
-        """Write through what this process could not; move lists to a new generation."""
-        dirty = list(self._dirty.items())
-        if dirty:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for document_id, args in dirty:
-                    key = self._document_key(document_id)
-                    await self._set_if_newer(keys=[key], args=args, client=pipe)
-                await pipe.execute()
-        await self._bump_generation(keys=[self._generation_key])
-        for document_id, args in dirty:
-            if self._dirty.get(document_id) is args:
-                del self._dirty[document_id]
-                self._dirty_bytes -= len(args[1])
-        self._lists_dirty = False
 
 
 def _unpack_listing(reply: object) -> Page | None:
