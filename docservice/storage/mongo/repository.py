@@ -103,8 +103,8 @@ class MongoDocumentRepository(DocumentRepository):
         )
 
         async def insert() -> None:
-            await self._insert(record)
-            await self._append(document)
+            await self._insert_document(record)
+            await self._insert_snapshot(document)
 
         return await create_once(
             document,
@@ -116,10 +116,10 @@ class MongoDocumentRepository(DocumentRepository):
 
     async def save(self, document: Document, previous: Document) -> bool:
         await self._ensure_ready()
-        await self._append(previous)  # step 1: repair a snapshot a crash may have lost
+        await self._insert_snapshot(previous)  # step 1: repair a snapshot a crash may have lost
         if not await self._compare_and_set(document, previous.version):
             return False
-        await self._append(document)
+        await self._insert_snapshot(document)
         return True
 
     async def list_page(self, query: ListQuery) -> Page:
@@ -134,7 +134,7 @@ class MongoDocumentRepository(DocumentRepository):
             current = await self._find_document(document_id)
             newest = history[-1].version if history else after_version
             if current is not None and current.version == newest + 1 and limit > 0:
-                await self._append(current)
+                await self._insert_snapshot(current)
                 history.append(current)
         return [Snapshot.of(s) for s in history]
 
@@ -209,7 +209,7 @@ class MongoDocumentRepository(DocumentRepository):
         return None if record is None else document_of(record, document_id)
 
     @_retry
-    async def _insert(self, record: DocumentRecord) -> None:
+    async def _insert_document(self, record: DocumentRecord) -> None:
         await record.insert()
 
     @_retry
@@ -221,7 +221,7 @@ class MongoDocumentRepository(DocumentRepository):
         return result.matched_count == 1
 
     @_retry
-    async def _append(self, document: Document) -> None:
+    async def _insert_snapshot(self, document: Document) -> None:
         """Insert the snapshot of `document`; one already there (same content) is fine."""
         with contextlib.suppress(DuplicateKeyError):
             await VersionRecord(

@@ -158,7 +158,7 @@ class SqlDocumentRepository(DocumentRepository):
         return await create_once(
             document,
             request_id,
-            lambda: self._write(lambda conn: self._insert(conn, document, request_id)),
+            lambda: self._write(lambda conn: self._insert_document(conn, document, request_id)),
             duplicate=IntegrityError,
             by_request_id=self.get_by_request_id,
         )
@@ -253,7 +253,7 @@ class SqlDocumentRepository(DocumentRepository):
             return outcome
 
     @staticmethod
-    async def _insert(conn: AsyncConnection, document: Document, request_id: str) -> bool:
+    async def _insert_document(conn: AsyncConnection, document: Document, request_id: str) -> bool:
         await conn.execute(
             _INSERT_DOCUMENT,
             {
