@@ -96,8 +96,8 @@ class CacheStats:
 
 class _ConnectionPool(ConnectionPool):
     # redis-py 8 wraps get_connection in a deprecation check that inspects the arguments of
-    # every command (5 % of a cached GetDocument's server CPU); we never pass the deprecated
-    # arguments, so take the undecorated method.
+    # every command (a visible share of a cached GetDocument's server CPU); we never pass the
+    # deprecated arguments, so take the undecorated method.
     get_connection = getattr(
         ConnectionPool.get_connection, "__wrapped__", ConnectionPool.get_connection
     )

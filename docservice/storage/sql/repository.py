@@ -109,7 +109,7 @@ def is_transient(exc: BaseException) -> bool:
 _retry = retry_transient(is_transient)
 
 # The hot statements are built once with bound parameters: building `.values(...)` and
-# `.where(column == value)` per call cost a tenth of a create's server CPU (SQLAlchemy
+# `.where(column == value)` per call costs a visible share of a create's server CPU (SQLAlchemy
 # coercions and cache keys).
 _BY_ID = select(documents).where(documents.c.id == bindparam("match_id"))
 _BY_REQUEST_ID = select(documents).where(documents.c.request_id == bindparam("match_request_id"))
