@@ -53,6 +53,9 @@ def retry_transient(
     A fault that outlives the budget becomes `Unavailable`, so callers get UNAVAILABLE rather
     than a hang or INTERNAL. The wrapped call must be safe to repeat: writes are compare-and-set,
     and a fault while committing is raised as Unavailable inside the call, never retried here.
+
+    Wrap the lowest-level I/O only (one round trip, one transaction), never a function that
+    calls another wrapped one: nested, the attempts multiply and the budget no longer holds.
     """
 
     def decorate(

@@ -13,7 +13,8 @@ import pytest
 
 from docservice._proto.document import Document
 from docservice.core.model import etag_for, format_timestamp, utc_now
-from docservice.storage.mongo.repository import MongoDocumentRepository, VersionRecord
+from docservice.storage.mongo.models import VersionRecord
+from docservice.storage.mongo.repository import MongoDocumentRepository
 
 WRITERS = 20
 

@@ -30,10 +30,6 @@ class CircuitBreaker:
         self._quiet = quiet
         self._last_success = time.monotonic()
 
-    @property
-    def is_open(self) -> bool:
-        return self._open_until is not None
-
     def allow(self) -> bool:
         if self._open_until is None:
             return True

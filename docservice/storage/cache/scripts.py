@@ -1,12 +1,12 @@
-"""The Lua scripts of the Redis cache (see docservice/cache.py for the scheme they implement).
+"""The Lua scripts of the Redis cache (see repository.py for the scheme they implement).
 
-Each runs atomically in Redis. Values are sealed as b"ds1" + sha1 hex + payload (cache.seal),
+Each runs atomically in Redis. Values are sealed as b"ds1" + sha1 hex + payload (entries.seal),
 which the scripts check with Redis's own sha1 so that garbage never blocks a store.
 """
 
 __all__ = ["BUMP_GENERATION", "READ_LIST", "READ_VERSIONS", "SET_IF_NEWER", "WRITE_THROUGH"]
 
-# Shared by the write scripts. An entry counts only if its value is well sealed (see `seal`;
+# Shared by the write scripts. An entry counts only if its value is well sealed (see entries.seal;
 # Redis's Lua has sha1): garbage, or a key of another type, is replaced by any version.
 _STORE_IF_NEWER = """
 local function sealed_version(key)

@@ -1,9 +1,9 @@
 """`MongoDocumentRepository`: documents and their history in MongoDB, with Beanie 2 on PyMongo's
 native asyncio client.
 
-Collections: `documents` holds the current state (`_id` = the UUID string, `version` an int);
-`document_versions` holds append-only snapshots (`_id` = "{id}:{version}", unique on
-(document_id, version)). Reading a document never loads its history.
+Collections (their models are in models.py): `documents` holds the current state (`_id` = the
+UUID string, `version` an int); `document_versions` holds append-only snapshots (`_id` =
+"{id}:{version}", unique on (document_id, version)). Reading a document never loads its history.
 
 Write protocol, without multi-document transactions (a standalone mongod has none):
 
@@ -22,84 +22,40 @@ that state. Version numbers are therefore contiguous, never duplicated, never lo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
-from beanie import Document as BeanieDocument
 from beanie import SortDirection, init_beanie
-from pydantic import BaseModel, Field
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo import DESCENDING, AsyncMongoClient
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, ServerSelectionTimeoutError
 
 from docservice._proto.document import Document
-from docservice.core.model import editable_values, parse_timestamp, stored_document
 from docservice.core.repository import DocumentRepository, ListQuery, Page, Snapshot
+from docservice.storage.idempotency import create_once
+from docservice.storage.listing import equality_filters, page_of, rows_to_fetch
+from docservice.storage.mongo.models import (
+    DocumentRecord,
+    VersionRecord,
+    document_of,
+    microseconds,
+    stored_fields,
+    version_id,
+)
 from docservice.storage.retries import retry_transient
 
-__all__ = ["DocumentRecord", "MongoDocumentRepository", "VersionRecord"]
+__all__ = ["MongoDocumentRepository"]
 
 # Server selection and connection timeouts short enough for the retry budget (< 2 s in all).
 TIMEOUT_MS = 400
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class _Content(BaseModel):
-    """The fields a document and each of its snapshots both have (timestamps as RFC 3339
-    strings, as on the wire: BSON dates would lose the microseconds)."""
-
-    version: int
-    title: str
-    content: str
-    status: int
-    author: str
-    tags: list[str]
-    category: str
-    comments: list[str]
-    created_at: str
-    updated_at: str
-    deleted_at: str | None = None
-    # updated_at in microseconds since the epoch: the list order and keyset position. (nx-27017,
-    # the test server, reads RFC 3339 strings as dates of one-second precision when comparing.)
-    updated_us: int
-    # Kept beside deleted_at for the live-documents filter: nx-27017 (the test server) counts
-    # and combines `{deleted_at: None}` wrongly.
-    is_deleted: bool = False
-
-
-class DocumentRecord(BeanieDocument, _Content):
-    id: str = Field(alias="_id")  # type: ignore[assignment]
-    request_id: str | None = None
-
-    class Settings:
-        name = "documents"
-        # nx-27017 (the test server) fails every insert into a collection with a compound
-        # index over _id, so the list order is indexed on updated_at alone; ties are rare.
-        indexes: ClassVar[list[IndexModel]] = [
-            IndexModel([("updated_us", DESCENDING)]),
-            IndexModel([("author", ASCENDING), ("updated_us", DESCENDING)]),
-            IndexModel([("category", ASCENDING), ("updated_us", DESCENDING)]),
-            IndexModel([("status", ASCENDING), ("updated_us", DESCENDING)]),
-            IndexModel([("tags", ASCENDING), ("updated_us", DESCENDING)]),
-            IndexModel([("request_id", ASCENDING)], unique=True, sparse=True),
-        ]
-
-
-class VersionRecord(BeanieDocument, _Content):
-    id: str = Field(alias="_id")  # type: ignore[assignment]
-    document_id: str
-
-    class Settings:
-        name = "document_versions"
-        indexes: ClassVar[list[IndexModel]] = [
-            IndexModel([("document_id", ASCENDING), ("version", ASCENDING)], unique=True),
-        ]
 
 
 def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionFailure | ServerSelectionTimeoutError)
 
 
+# Applied to the methods that each make one round trip (or one read of a page and its count),
+# never to the public methods that combine them: a retry never runs inside another.
 _retry = retry_transient(is_transient)
 
 
@@ -113,119 +69,81 @@ class MongoDocumentRepository(DocumentRepository):
         )
         self._database = database
         self._ready = False
+        self._registering = asyncio.Lock()
 
     async def migrate(self) -> None:
         """Register the models with Beanie and create the indexes."""
-        await self._init(skip_indexes=False)
-
-    @_retry
-    async def _init(self, *, skip_indexes: bool) -> None:
-        await init_beanie(
-            database=self._client[self._database],
-            document_models=[DocumentRecord, VersionRecord],
-            skip_indexes=skip_indexes,
-        )
-        self._ready = True
+        async with self._registering:
+            await self._register_models(skip_indexes=False)
+            self._ready = True
 
     async def _ensure_ready(self) -> None:
-        if not self._ready:
-            await self._init(skip_indexes=True)
+        """Register the models at the first call; concurrent first calls wait for that one."""
+        if self._ready:
+            return
+        async with self._registering:
+            if not self._ready:
+                await self._register_models(skip_indexes=True)
+                self._ready = True
+
+    # -- the repository: each method combines the single round trips below -----------------
 
     async def get(self, document_id: str, *, fresh: bool = False) -> Document | None:
         await self._ensure_ready()
-        return await self._get(document_id)
+        return await self._find_document(document_id)
 
-    @_retry
-    async def _get(self, document_id: str) -> Document | None:
-        record = await DocumentRecord.get(document_id)
-        return None if record is None else _document(record, document_id)
-
-    @_retry
     async def get_by_request_id(self, request_id: str) -> Document | None:
         await self._ensure_ready()
-        record = await DocumentRecord.find_one(DocumentRecord.request_id == request_id)
-        return None if record is None else _document(record, record.id)
+        return await self._find_by_request_id(request_id)
 
     async def create(self, document: Document, request_id: str) -> Document:
         await self._ensure_ready()
         record = DocumentRecord(
-            _id=document.id, request_id=request_id or None, **_content(document)
+            _id=document.id, request_id=request_id or None, **stored_fields(document)
         )
-        try:
-            await self._insert(record)
-        except DuplicateKeyError:
-            existing = await self.get_by_request_id(request_id) if request_id else None
-            if existing is None:
-                raise
-            return existing
-        await self._append(document)
-        return document
+
+        async def insert() -> None:
+            await self._insert_document(record)
+            await self._insert_snapshot(document)
+
+        return await create_once(
+            document,
+            request_id,
+            insert,
+            duplicate=DuplicateKeyError,
+            by_request_id=self._find_by_request_id,
+        )
 
     async def save(self, document: Document, previous: Document) -> bool:
         await self._ensure_ready()
-        await self._append(previous)  # step 1: repair a snapshot a crash may have lost
+        await self._insert_snapshot(previous)  # step 1: repair a snapshot a crash may have lost
         if not await self._compare_and_set(document, previous.version):
             return False
-        await self._append(document)
+        await self._insert_snapshot(document)
         return True
 
-    @_retry
     async def list_page(self, query: ListQuery) -> Page:
         await self._ensure_ready()
-        conditions = _filters(query)
-        collection = DocumentRecord.get_pymongo_collection()
-        page_filter = dict(conditions)
-        if query.after is not None:
-            after_time, after_id = query.after
-            after_us = _microseconds(after_time)
-            page_filter["$or"] = [
-                {"updated_us": {"$lt": after_us}},
-                {"updated_us": after_us, "_id": {"$lt": after_id}},
-            ]
-        cursor = (
-            collection.find(page_filter)
-            .sort([("updated_us", DESCENDING), ("_id", DESCENDING)])
-            .skip(query.offset)
-            .limit(query.limit + 1)
-        )
-        rows = await cursor.to_list()
-        total = await collection.count_documents(conditions) if query.count else 0
-        documents = [
-            _document(DocumentRecord.model_validate(row), row["_id"]) for row in rows[: query.limit]
-        ]
-        return Page.of(documents, total_size=total, has_more=len(rows) > query.limit)
+        rows, total = await self._find_page(query)
+        return page_of(rows, query, total, _listed_document)
 
     async def versions(self, document_id: str, after_version: int, limit: int) -> list[Snapshot]:
         await self._ensure_ready()
-        snapshots = await self._versions(document_id, after_version, limit)
-        if len(snapshots) < limit:  # the end of the history: is the newest snapshot missing?
-            current = await self._get(document_id)
-            newest = snapshots[-1].version if snapshots else after_version
+        history = await self._find_versions(document_id, after_version, limit)
+        if len(history) < limit:  # the end of the history: is the newest snapshot missing?
+            current = await self._find_document(document_id)
+            newest = history[-1].version if history else after_version
             if current is not None and current.version == newest + 1 and limit > 0:
-                await self._append(current)
-                snapshots.append(current)
-        return [Snapshot.of(s) for s in snapshots]
+                await self._insert_snapshot(current)
+                history.append(current)
+        return [Snapshot.of(s) for s in history]
 
-    @_retry
-    async def _versions(self, document_id: str, after_version: int, limit: int) -> list[Document]:
-        records = (
-            await VersionRecord.find(
-                VersionRecord.document_id == document_id,
-                VersionRecord.version > after_version,
-            )
-            .sort([("version", SortDirection.ASCENDING)])
-            .limit(limit)
-            .to_list()
-        )
-        return [_document(r, document_id) for r in records]
-
-    @_retry
     async def version(self, document_id: str, version: int) -> Document | None:
         await self._ensure_ready()
-        record = await VersionRecord.get(_version_id(document_id, version))
-        if record is not None:
-            return _document(record, document_id)
-        current = await self._get(document_id)  # the newest snapshot may await its repair
+        snapshot = await self._find_version(document_id, version)
+        if snapshot is not None:
+            return snapshot
+        current = await self._find_document(document_id)  # the newest may await its repair
         return current if current is not None and current.version == version else None
 
     @_retry
@@ -235,70 +153,107 @@ class MongoDocumentRepository(DocumentRepository):
     async def close(self) -> None:
         await self._client.close()
 
+    # -- single round trips, each retried on its own ----------------------------------------
+
     @_retry
-    async def _insert(self, record: DocumentRecord) -> None:
+    async def _register_models(self, *, skip_indexes: bool) -> None:
+        await init_beanie(
+            database=self._client[self._database],
+            document_models=[DocumentRecord, VersionRecord],
+            skip_indexes=skip_indexes,
+        )
+
+    @_retry
+    async def _find_document(self, document_id: str) -> Document | None:
+        record = await DocumentRecord.get(document_id)
+        return None if record is None else document_of(record, document_id)
+
+    @_retry
+    async def _find_by_request_id(self, request_id: str) -> Document | None:
+        record = await DocumentRecord.find_one(DocumentRecord.request_id == request_id)
+        return None if record is None else document_of(record, record.id)
+
+    @_retry
+    async def _find_page(self, query: ListQuery) -> tuple[list[dict[str, Any]], int]:
+        """The rows of the page (and one more, see `rows_to_fetch`); the count if asked for."""
+        conditions = _filters(query)
+        collection = DocumentRecord.get_pymongo_collection()
+        cursor = (
+            collection.find({**conditions, **_after(query)})
+            .sort([("updated_us", DESCENDING), ("_id", DESCENDING)])
+            .skip(query.offset)
+            .limit(rows_to_fetch(query))
+        )
+        rows = await cursor.to_list()
+        total = await collection.count_documents(conditions) if query.count else 0
+        return rows, total
+
+    @_retry
+    async def _find_versions(
+        self, document_id: str, after_version: int, limit: int
+    ) -> list[Document]:
+        records = (
+            await VersionRecord.find(
+                VersionRecord.document_id == document_id,
+                VersionRecord.version > after_version,
+            )
+            .sort([("version", SortDirection.ASCENDING)])
+            .limit(limit)
+            .to_list()
+        )
+        return [document_of(r, document_id) for r in records]
+
+    @_retry
+    async def _find_version(self, document_id: str, version: int) -> Document | None:
+        record = await VersionRecord.get(version_id(document_id, version))
+        return None if record is None else document_of(record, document_id)
+
+    @_retry
+    async def _insert_document(self, record: DocumentRecord) -> None:
         await record.insert()
 
     @_retry
     async def _compare_and_set(self, document: Document, expected_version: int) -> bool:
         result = await DocumentRecord.get_pymongo_collection().update_one(
             {"_id": document.id, "version": expected_version},
-            {"$set": _content(document)},
+            {"$set": stored_fields(document)},
         )
         return result.matched_count == 1
 
     @_retry
-    async def _append(self, document: Document) -> None:
+    async def _insert_snapshot(self, document: Document) -> None:
         """Insert the snapshot of `document`; one already there (same content) is fine."""
         with contextlib.suppress(DuplicateKeyError):
             await VersionRecord(
-                _id=_version_id(document.id, document.version),
+                _id=version_id(document.id, document.version),
                 document_id=document.id,
-                **_content(document),
+                **stored_fields(document),
             ).insert()
-
-
-def _microseconds(timestamp: str) -> int:
-    return (parse_timestamp(timestamp) - EPOCH) // timedelta(microseconds=1)
-
-
-def _version_id(document_id: str, version: int) -> str:
-    return f"{document_id}:{version}"
 
 
 def _filters(query: ListQuery) -> dict[str, Any]:
     conditions: dict[str, Any] = {}
     if not query.show_deleted:
         conditions["is_deleted"] = False
-    if query.status is not None:
-        conditions["status"] = query.status
-    if query.author:
-        conditions["author"] = query.author
-    if query.category:
-        conditions["category"] = query.category
+    conditions.update(equality_filters(query))
     if query.tag:
         conditions["tags"] = query.tag
     return conditions
 
 
-def _content(document: Document) -> dict[str, Any]:
+def _after(query: ListQuery) -> dict[str, Any]:
+    """The keyset condition: documents after (updated_at, id) of the previous page's last."""
+    if query.after is None:
+        return {}
+    after_time, after_id = query.after
+    after_us = microseconds(after_time)
     return {
-        "version": document.version,
-        **editable_values(document),
-        "created_at": document.created_at,
-        "updated_at": document.updated_at,
-        "updated_us": _microseconds(document.updated_at),
-        "deleted_at": document.deleted_at or None,
-        "is_deleted": document.is_deleted,
+        "$or": [
+            {"updated_us": {"$lt": after_us}},
+            {"updated_us": after_us, "_id": {"$lt": after_id}},
+        ]
     }
 
 
-def _document(record: _Content, document_id: str) -> Document:
-    return stored_document(
-        document_id,
-        record.version,
-        record,
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-        deleted_at=record.deleted_at or "",
-    )
+def _listed_document(row: dict[str, Any]) -> Document:
+    return document_of(DocumentRecord.model_validate(row), row["_id"])

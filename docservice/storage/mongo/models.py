@@ -1,0 +1,115 @@
+"""The Beanie models of the Mongo backend, their indexes, and how a Document maps onto them.
+
+`documents` holds the current state (`_id` = the UUID string, `version` an int);
+`document_versions` holds append-only snapshots (`_id` = "{id}:{version}", unique on
+(document_id, version)).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from beanie import Document as BeanieDocument
+from pydantic import BaseModel, Field
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from docservice._proto.document import Document
+from docservice.core.model import editable_values, parse_timestamp, stored_document
+
+__all__ = [
+    "DocumentRecord",
+    "StoredContent",
+    "VersionRecord",
+    "document_of",
+    "microseconds",
+    "stored_fields",
+    "version_id",
+]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class StoredContent(BaseModel):
+    """The fields a document and each of its snapshots both have (timestamps as RFC 3339
+    strings, as on the wire: BSON dates would lose the microseconds)."""
+
+    version: int
+    title: str
+    content: str
+    status: int
+    author: str
+    tags: list[str]
+    category: str
+    comments: list[str]
+    created_at: str
+    updated_at: str
+    deleted_at: str | None = None
+    # updated_at in microseconds since the epoch: the list order and keyset position. (nx-27017,
+    # the test server, reads RFC 3339 strings as dates of one-second precision when comparing.)
+    updated_us: int
+    # Kept beside deleted_at for the live-documents filter: nx-27017 (the test server) counts
+    # and combines `{deleted_at: None}` wrongly.
+    is_deleted: bool = False
+
+
+class DocumentRecord(BeanieDocument, StoredContent):
+    id: str = Field(alias="_id")  # type: ignore[assignment]
+    request_id: str | None = None
+
+    class Settings:
+        name = "documents"
+        # nx-27017 (the test server) fails every insert into a collection with a compound
+        # index over _id, so the list order is indexed on updated_at alone; ties are rare.
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("updated_us", DESCENDING)]),
+            IndexModel([("author", ASCENDING), ("updated_us", DESCENDING)]),
+            IndexModel([("category", ASCENDING), ("updated_us", DESCENDING)]),
+            IndexModel([("status", ASCENDING), ("updated_us", DESCENDING)]),
+            IndexModel([("tags", ASCENDING), ("updated_us", DESCENDING)]),
+            IndexModel([("request_id", ASCENDING)], unique=True, sparse=True),
+        ]
+
+
+class VersionRecord(BeanieDocument, StoredContent):
+    id: str = Field(alias="_id")  # type: ignore[assignment]
+    document_id: str
+
+    class Settings:
+        name = "document_versions"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("document_id", ASCENDING), ("version", ASCENDING)], unique=True),
+        ]
+
+
+def microseconds(timestamp: str) -> int:
+    """An RFC 3339 timestamp as microseconds since the epoch (`updated_us`)."""
+    return (parse_timestamp(timestamp) - EPOCH) // timedelta(microseconds=1)
+
+
+def version_id(document_id: str, version: int) -> str:
+    return f"{document_id}:{version}"
+
+
+def stored_fields(document: Document) -> dict[str, Any]:
+    """The `StoredContent` fields of `document`, as both records store them."""
+    return {
+        "version": document.version,
+        **editable_values(document),
+        "created_at": document.created_at,
+        "updated_at": document.updated_at,
+        "updated_us": microseconds(document.updated_at),
+        "deleted_at": document.deleted_at or None,
+        "is_deleted": document.is_deleted,
+    }
+
+
+def document_of(record: StoredContent, document_id: str) -> Document:
+    return stored_document(
+        document_id,
+        record.version,
+        record,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        deleted_at=record.deleted_at or "",
+    )
