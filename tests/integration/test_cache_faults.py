@@ -290,9 +290,10 @@ async def test_write_outcome_never_depends_on_the_cache(env: Env, fault: str) ->
         env.redis.kill()
     else:
         env.redis.pause()  # the fixture's kill() continues it first
+    fields = {"title": unique("title"), "author": author, "content": "once"}
     request_id = unique("request")
-    first = await create(env.stub, author=author, content="once", request_id=request_id)
-    retry = await create(env.stub, author=author, content="once", request_id=request_id)
+    first = await create(env.stub, **fields, request_id=request_id)
+    retry = await create(env.stub, **fields, request_id=request_id)  # the same request again
     assert (retry.id, retry.version, retry.etag) == (first.id, first.version, first.etag)
     assert await listed(env.stub, author) == {first.id: (1, "once")}
     assert (await get(env.stub, first.id)).content == "once"
