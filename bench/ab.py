@@ -60,22 +60,40 @@ def main(args: argparse.Namespace) -> None:
         if cache:
             env["REDIS_URL"] = redis.url
         targets: dict[str, str] = {}
+        pids: dict[str, list[int]] = {}
         for name, spec in (("base", args.base), ("candidate", args.candidate)):
             tree = stack.enter_context(source_tree(spec))
             prefix = {"CACHE_KEY_PREFIX": f"ab-{name}:"}
-            targets[name] = stack.enter_context(docservice({**env, **prefix}, 1, cwd=tree))
+            pids[name] = []
+            targets[name] = stack.enter_context(
+                docservice({**env, **prefix}, 1, cwd=tree, pids=pids[name])
+            )
         calls = {name: asyncio.run(prepare(t, args.scenario)) for name, t in targets.items()}
         totals = {name: Result() for name in targets}
+        cpu = dict.fromkeys(targets, 0.0)
         for n in range(args.rounds):
             for name, target in targets.items():
+                before = _cpu_seconds(pids[name][0])
                 result = run_load(target, calls[name], seconds=args.seconds)
+                cpu[name] += _cpu_seconds(pids[name][0]) - before
                 totals[name].merge(result, sequential=True)
                 print(f"round {n + 1} {name:9} {result.summary()}", flush=True)
     base, candidate = totals["base"], totals["candidate"]
     print(f"{args.scenario} on {args.backend}, {args.rounds} interleaved rounds:")
     for name, total in totals.items():
-        print(f"  {name:9} {total.summary()}")
-    print(f"  candidate / base: {candidate.rate / base.rate:.2f}x req/s")
+        per_call = cpu[name] / max(1, total.calls) * 1e6
+        print(f"  {name:9} {total.summary()}  server CPU {per_call:.0f} us/call")
+    print(f"  candidate / base: {candidate.rate / base.rate:.2f}x req/s", end="")
+    base_cpu = cpu["base"] / max(1, base.calls)
+    candidate_cpu = cpu["candidate"] / max(1, candidate.calls)
+    print(f", {candidate_cpu / base_cpu:.2f}x server CPU per call" if base_cpu else "")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), less noisy than req/s on a
+    shared machine: what the server spent, not what it was given."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

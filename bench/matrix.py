@@ -44,7 +44,10 @@ def _pin(cores: str) -> list[str]:
 
 
 @contextmanager
-def docservice(env: dict[str, str], workers: int, *, cwd: Path = ROOT) -> Iterator[str]:
+def docservice(
+    env: dict[str, str], workers: int, *, cwd: Path = ROOT, pids: list[int] | None = None
+) -> Iterator[str]:
+    """A server on a free port (its target); its process id is appended to `pids`."""
     port = free_port()
     cores = "0" if workers == 1 else f"0-{min(workers, os.cpu_count() or 1) - 1}"
     process = subprocess.Popen(
@@ -58,6 +61,8 @@ def docservice(env: dict[str, str], workers: int, *, cwd: Path = ROOT) -> Iterat
         },
         cwd=cwd,
     )
+    if pids is not None:
+        pids.append(process.pid)
     target = f"127.0.0.1:{port}"
     try:
         asyncio.run(_wait_ready(target))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from docservice.core.repository import DocumentRepository
 from docservice.core.service import DocumentService
+from docservice.grpc import deadlines
 from docservice.grpc.auth import Authenticator
 from docservice.grpc.codec import LimitedCodec
 from docservice.grpc.compat import (
@@ -153,7 +154,10 @@ async def create_app(settings: Settings) -> App:
     )
     telemetry.attach(server)
     install_request_hook(
-        SERVICE_PATH, max_metadata_bytes=MAX_METADATA_BYTES, on_refused=telemetry.rejected
+        SERVICE_PATH,
+        max_metadata_bytes=MAX_METADATA_BYTES,
+        on_refused=telemetry.rejected,
+        grpclib_enforces=deadlines.grpclib_enforces,
     )
     accept_header_lists_up_to(server, HEADER_LIST_HARD_LIMIT)
     if settings.auth_enabled:

@@ -12,7 +12,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import betterproto2
 import grpclib.server
@@ -27,6 +27,7 @@ from grpclib.server import Server
 __all__ = [
     "EndOfStream",
     "ReceivingCodec",
+    "TakenTimeout",
     "accept_header_lists_up_to",
     "close_connection",
     "install_receive_hook",
@@ -72,9 +73,17 @@ def install_receive_hook() -> None:
 
 
 _grpclib_request_handler = grpclib.server.request_handler
-_taken: contextvars.ContextVar[tuple[str, float] | None] = contextvars.ContextVar(
+_taken: contextvars.ContextVar[TakenTimeout | None] = contextvars.ContextVar(
     "grpc_timeout", default=None
 )
+
+
+class TakenTimeout(NamedTuple):
+    """A call's `grpc-timeout` as the request hook saw it."""
+
+    value: str
+    received_at: float  # time.monotonic() when the headers arrived
+    taken: bool  # removed from the headers: grpclib does not enforce it, the servicer must
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,7 @@ class _Hook:
     path_prefix: str
     max_metadata_bytes: int
     on_refused: Callable[[str, Status], None]
+    grpclib_enforces: Callable[[str], bool]
 
 
 _hooks: list[_Hook] = []
@@ -112,13 +122,19 @@ async def _request_handler(
         timeout = next((value for name, value in headers if name == "grpc-timeout"), None)
         if timeout is not None:
             # Runs in the call's own task: the servicer reads it back with taken_timeout().
-            _taken.set((timeout, time.monotonic()))
-            headers = [(name, value) for name, value in headers if name != "grpc-timeout"]
+            keep = hook.grpclib_enforces(timeout)
+            _taken.set(TakenTimeout(timeout, time.monotonic(), taken=not keep))
+            if not keep:
+                headers = [(name, value) for name, value in headers if name != "grpc-timeout"]
     await _grpclib_request_handler(mapping, stream, headers, *args)
 
 
 def install_request_hook(
-    path_prefix: str, *, max_metadata_bytes: int, on_refused: Callable[[str, Status], None]
+    path_prefix: str,
+    *,
+    max_metadata_bytes: int,
+    on_refused: Callable[[str, Status], None],
+    grpclib_enforces: Callable[[str], bool],
 ) -> None:
     """Check the headers of calls under `path_prefix` before grpclib handles them.
 
@@ -126,17 +142,18 @@ def install_request_hook(
     stream, in the stream's own task) turns a malformed or already-expired `grpc-timeout` into
     UNKNOWN before any handler runs, and has no limit of its own on metadata. So this hook
     refuses metadata over `max_metadata_bytes` with RESOURCE_EXHAUSTED (reported to
-    `on_refused(method, status)` for the call's log line and metric) and takes the timeout
-    header away from grpclib: the servicer enforces the deadline itself (grpc.deadlines).
-    Installing again for the same prefix replaces its settings.
+    `on_refused(method, status)` for the call's log line and metric), and takes away from
+    grpclib each timeout it cannot enforce well (`grpclib_enforces(value)` false): the servicer
+    enforces those itself (grpc.deadlines). Every call's timeout is left for the servicer to
+    read (`taken_timeout`). Installing again for the same prefix replaces its settings.
     """
     _hooks[:] = [h for h in _hooks if h.path_prefix != path_prefix]
-    _hooks.append(_Hook(path_prefix, max_metadata_bytes, on_refused))
+    _hooks.append(_Hook(path_prefix, max_metadata_bytes, on_refused, grpclib_enforces))
     grpclib.server.request_handler = _request_handler  # type: ignore[assignment]
 
 
-def taken_timeout() -> tuple[str, float] | None:
-    """This call's `grpc-timeout` value and when its headers arrived (monotonic), if any."""
+def taken_timeout() -> TakenTimeout | None:
+    """This call's `grpc-timeout`, if it has one."""
     return _taken.get()
 
 
@@ -154,6 +171,11 @@ async def read_exactly(stream: H2Stream, size: int) -> bytes:
 
 async def request_ended(stream: grpclib.server.Stream[Any, Any]) -> bool:
     """Whether the client ended the request stream with nothing after what was read."""
+    buffer = stream._stream.buffer
+    # The usual case, answered without waiting: the request's END_STREAM has arrived, and all
+    # that is left in grpclib's buffer is its end-of-data marker.
+    if buffer._eof and buffer._acked_size == 0 and buffer._unacked.qsize() == 1:
+        return True
     try:
         return await read_exactly(stream._stream, 1) == b""
     except EndOfStream:

@@ -1,11 +1,13 @@
-"""Call deadlines (the `grpc-timeout` header), enforced by the servicer itself.
+"""Call deadlines (the `grpc-timeout` header).
 
 grpclib answers a malformed `grpc-timeout` with UNKNOWN before any of our code runs, and one that
-has already expired when the call starts (`1n`, `1u`) with UNKNOWN "Internal Server Error";
-neither call gets a log line or a metric. So for DocumentService calls `compat` takes the header
-away from grpclib and hands it here: a malformed value is INVALID_ARGUMENT naming
-`grpc-timeout`, an expired one DEADLINE_EXCEEDED, and the deadline covers the whole call,
-response included, inside the call's log line and metric.
+has expired by the time its timer starts (`1n`, `1u`) with UNKNOWN "Internal Server Error";
+neither call gets a log line or a metric. So for DocumentService calls `compat`'s request hook
+asks `grpclib_enforces`: a well-formed timeout of at least `MIN_GRPCLIB_TIMEOUT` stays with
+grpclib (its timer cancels the handler; the call's log line then says DEADLINE_EXCEEDED), and
+any other is taken away from grpclib and enforced here: a malformed value is INVALID_ARGUMENT
+naming `grpc-timeout`, a tiny one runs under `Deadline.scope`. Either way the deadline covers the
+whole call, response included, inside the call's log line and metric.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ HEADER = "grpc-timeout"
 # The gRPC spec: TimeoutValue is 1 to 8 ASCII digits, then one unit letter.
 _TIMEOUT = re.compile(r"([0-9]{1,8})([HMSmun])")
 _SECONDS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+# grpclib's timer starts microseconds after the headers arrive (no await in between); below
+# this, a timeout could expire first and grpclib would answer UNKNOWN.
+MIN_GRPCLIB_TIMEOUT = 1e-3
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +46,7 @@ class Deadline:
         return time.monotonic() >= self.at
 
     @asynccontextmanager
-    async def scope(self) -> AsyncIterator[None]:
+    async def scope(self) -> AsyncIterator[None]:  # only for deadlines grpclib does not enforce
         """Run the body until the deadline; DEADLINE_EXCEEDED if it passes (or has passed)."""
         if self.expired():
             raise GRPCError(Status.DEADLINE_EXCEEDED, "the deadline passed before the call began")
@@ -50,6 +55,12 @@ class Deadline:
                 yield
         except TimeoutError:
             raise GRPCError(Status.DEADLINE_EXCEEDED, "deadline exceeded") from None
+
+
+def grpclib_enforces(value: str) -> bool:
+    """Whether grpclib's own deadline handling is right for this `grpc-timeout` value."""
+    match = _TIMEOUT.fullmatch(value)
+    return match is not None and int(match[1]) * _SECONDS[match[2]] >= MIN_GRPCLIB_TIMEOUT
 
 
 def parse(value: str, received_at: float) -> Deadline:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from typing import Any
 
 from grpclib.const import Handler, Status
@@ -38,6 +38,7 @@ __all__ = ["DocumentServicer"]
 
 SERVICE = "/document.DocumentService"
 SERVICE_PATH = f"{SERVICE}/"
+_NONE = nullcontext()
 ONE_MESSAGE = "must be a single message in a unary call (more data followed it)"
 
 
@@ -87,8 +88,13 @@ class DocumentServicer(DocumentServiceBase):
             # what the client saw.
             with self._call(method) as record:
                 timeout = compat.taken_timeout()
-                deadline = record.deadline = deadlines.parse(*timeout) if timeout else None
-                async with deadline.scope() if deadline else nullcontext():
+                scope: AbstractAsyncContextManager[object] = _NONE
+                if timeout is not None:
+                    deadline = deadlines.parse(timeout.value, timeout.received_at)
+                    record.deadline = deadline
+                    if timeout.taken:  # grpclib does not enforce this one: enforce it here
+                        scope = deadline.scope()
+                async with scope:
                     request = await stream.recv_message()  # LimitedCodec checks it
                     if request is None:
                         raise GRPCError(

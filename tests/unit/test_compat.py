@@ -12,6 +12,7 @@ import betterproto2
 import grpclib
 import grpclib.server
 import grpclib.stream
+import h2.connection
 import pytest
 from grpclib.config import Configuration
 from grpclib.protocol import Buffer, H2Protocol
@@ -70,3 +71,32 @@ def test_betterproto_metadata_names_fields_by_number(message: type[betterproto2.
     meta = compat.message_metadata(message)
     assert meta.meta_by_field_name["title"].number == 2
     assert meta.field_name_by_number[2] == "title"
+
+
+def test_buffer_keeps_one_end_marker_after_the_last_data() -> None:
+    """compat.request_ended reads grpclib's Buffer state without waiting."""
+
+    async def drain() -> tuple[bool, int, int]:
+        buffer = Buffer(lambda size: None)
+        buffer.add(b"\x00\x00\x00\x00\x01x", 6)
+        buffer.eof()
+        assert await buffer.read(6) == b"\x00\x00\x00\x00\x01x"
+        return buffer._eof, buffer._acked_size, buffer._unacked.qsize()
+
+    assert asyncio.run(drain()) == (True, 0, 1)
+
+
+def test_request_hook_wraps_the_module_level_request_handler() -> None:
+    source = inspect.getsource(grpclib.server.Handler.accept)
+    assert "self.loop.create_task(request_handler(" in source
+    assert "release_stream" in inspect.signature(compat._grpclib_request_handler).parameters
+    assert "Deadline.from_headers(headers)" in inspect.getsource(compat._grpclib_request_handler)
+    abort = inspect.signature(grpclib.server._abort).parameters  # type: ignore[attr-defined]
+    assert list(abort) == ["h2_stream", "h2_status", "grpc_status", "grpc_message"]
+
+
+def test_h2_decoder_limit_is_set_from_the_connection() -> None:
+    assert h2.connection.H2Connection.DEFAULT_MAX_HEADER_LIST_SIZE == 2**16
+    assert "self.connection = Connection(" in inspect.getsource(H2Protocol.connection_made)
+    connection = h2.connection.H2Connection()
+    assert connection.decoder.max_header_list_size == 2**16
