@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     default_page_size: int = Field(20, ge=1)
     max_page_size: int = Field(100, ge=1)
     max_versions_page: int = Field(1000, ge=1)
+    # What one response may hold: a default gRPC client accepts 4 MiB.
+    max_response_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
 
     @field_validator("auth_jwt_algorithms", "auth_public_methods", mode="before")
     @classmethod

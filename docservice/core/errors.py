@@ -9,6 +9,7 @@ __all__ = [
     "FieldViolation",
     "InvalidArgument",
     "NotFound",
+    "ResourceExhausted",
     "Unavailable",
 ]
 
@@ -48,6 +49,10 @@ class FailedPrecondition(DocServiceError):
 
 class Aborted(DocServiceError):
     """Too much contention: the caller may retry."""
+
+
+class ResourceExhausted(DocServiceError):
+    """The answer would exceed a limit (e.g. the response size)."""
 
 
 class Unavailable(DocServiceError):

@@ -26,6 +26,9 @@ class ListQuery:
     # Count the whole filtered set (total_size)? Only the first page does; the page token
     # carries the figure on, so that later pages cost the same however large the set.
     count: bool = True
+    # End the page early, before its encoded documents would exceed this many bytes (at least
+    # one document always comes); 0: no limit.
+    max_bytes: int = 0
 
 
 class EncodedDocument(NamedTuple):
@@ -45,9 +48,16 @@ class Page:
     last: tuple[str, str] | None = None
 
     @classmethod
-    def of(cls, documents: list[Document], total_size: int, has_more: bool) -> Page:
+    def of(
+        cls, documents: list[Document], total_size: int, has_more: bool, max_bytes: int = 0
+    ) -> Page:
+        encoded = [bytes(d) for d in documents]
+        if max_bytes:
+            fits = fitting(encoded, max_bytes)
+            if fits < len(encoded):
+                encoded, documents, has_more = encoded[:fits], documents[:fits], True
         return cls(
-            encoded=[bytes(d) for d in documents],
+            encoded=encoded,
             total_size=total_size,
             has_more=has_more,
             last=(documents[-1].updated_at, documents[-1].id) if documents else None,
@@ -69,6 +79,21 @@ class Snapshot:
 
     def decode(self) -> Document:
         return Document.parse(self.encoded)
+
+
+# What a response spends on each item besides its encoded bytes (a tag and a length; for a
+# DocumentVersion also its number and timestamp), generously rounded up.
+ITEM_OVERHEAD_BYTES = 64
+
+
+def fitting(encoded: list[bytes], max_bytes: int) -> int:
+    """How many of `encoded`, from the first, fit in `max_bytes` (at least one)."""
+    used = 0
+    for count, item in enumerate(encoded):
+        used += len(item) + ITEM_OVERHEAD_BYTES
+        if used > max_bytes and count:
+            return count
+    return len(encoded)
 
 
 class DocumentRepository(Protocol):

@@ -26,7 +26,13 @@ from docservice._proto.document import (
     UpdateDocumentRequest,
 )
 from docservice.core import page_tokens
-from docservice.core.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from docservice.core.errors import (
+    Aborted,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
 from docservice.core.model import (
     EDITABLE_FIELDS,
     etag_for,
@@ -37,7 +43,13 @@ from docservice.core.model import (
     version_message,
 )
 from docservice.core.page_tokens import PageTokens
-from docservice.core.repository import DocumentRepository, ListQuery, Snapshot
+from docservice.core.repository import (
+    ITEM_OVERHEAD_BYTES,
+    DocumentRepository,
+    ListQuery,
+    Snapshot,
+    fitting,
+)
 from docservice.core.validation import Limits, Validator, check_mask_paths
 from docservice.settings import Settings
 
@@ -49,6 +61,7 @@ MAX_WRITE_ATTEMPTS = 200
 MAX_REQUEST_ID_LENGTH = 128
 MAX_INT64 = 2**63 - 1
 MAX_INT32 = 2**31 - 1
+RESPONSE_RESERVE_BYTES = 1024
 
 # Given the current state and the change's timestamp, return the changed fields (None: no change).
 Mutation = Callable[[Document, str], dict[str, Any] | None]
@@ -80,6 +93,8 @@ class DocumentService:
         self._default_page_size = settings.default_page_size
         self._max_page_size = settings.max_page_size
         self._max_versions_page = settings.max_versions_page
+        # Kept free for the page token and total_size around the items.
+        self._response_budget = settings.max_response_bytes - RESPONSE_RESERVE_BYTES
 
     async def get(self, raw_id: str) -> Document:
         document_id = parse_document_id(raw_id)
@@ -210,8 +225,12 @@ class DocumentService:
             category=request.category,
             show_deleted=request.show_deleted,
             count=after is None,
+            # A request that can page on ends early rather than outgrow a client's limit.
+            max_bytes=0 if _legacy(request) else self._response_budget,
         )
         page = await self._repository.list_page(query)
+        if _legacy(request):
+            self._check_budget(page.encoded, "documents")
         total_size = page.total_size if after is None else total_size
         token = ""
         if page.has_more and page.last is not None:
@@ -238,10 +257,26 @@ class DocumentService:
         snapshots = await self._repository.versions(document_id, after, size + 1)
         if not snapshots and after == 0:
             raise NotFound(f"document {document_id} not found")
+        page, more = snapshots[:size], len(snapshots) > size
+        encoded = [s.encoded for s in page]
+        if _legacy(request):
+            self._check_budget(encoded, "versions")
+        elif (fits := fitting(encoded, self._response_budget)) < len(page):
+            page, more = page[:fits], True
         token = ""
-        if len(snapshots) > size:
-            token = self._page_tokens.encode(query_print, [snapshots[size - 1].version])
-        return VersionsPage(snapshots[:size], token)
+        if more:
+            token = self._page_tokens.encode(query_print, [page[-1].version])
+        return VersionsPage(page, token)
+
+    def _check_budget(self, encoded: list[bytes], what: str) -> None:
+        """A legacy request cannot page on: refuse, rather than cut, a response too large."""
+        if fitting(encoded, self._response_budget) < len(encoded):
+            size = sum(len(e) + ITEM_OVERHEAD_BYTES for e in encoded)
+            raise ResourceExhausted(
+                f"{len(encoded)} {what} make a response of about {size} bytes, over the "
+                f"{self._response_budget}-byte limit: ask for fewer (limit), or set page_size "
+                "to get pages that end early with a next_page_token"
+            )
 
     async def version(self, request: GetDocumentVersionRequest) -> DocumentVersion:
         document_id = parse_document_id(request.id)
@@ -294,6 +329,12 @@ class DocumentService:
             if await self._repository.save(document, current):
                 return document
         raise Aborted(f"document {document_id} is changing too fast, try again")
+
+
+def _legacy(request: ListDocumentsRequest | GetDocumentVersionsRequest) -> bool:
+    """Whether a request may come from a client that cannot see `next_page_token`: legacy
+    clients never set page_size or page_token."""
+    return request.page_size == 0 and not request.page_token
 
 
 def _after(previous: str) -> str:

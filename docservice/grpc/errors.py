@@ -17,6 +17,7 @@ from docservice.core.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    ResourceExhausted,
     Unavailable,
 )
 
@@ -30,6 +31,7 @@ STATUS_OF: dict[type[DocServiceError], Status] = {
     FailedPrecondition: Status.FAILED_PRECONDITION,
     Aborted: Status.ABORTED,
     Unavailable: Status.UNAVAILABLE,
+    ResourceExhausted: Status.RESOURCE_EXHAUSTED,
 }
 
 

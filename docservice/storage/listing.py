@@ -40,4 +40,5 @@ def page_of(
 ) -> Page:
     """The page for `rows` fetched with `rows_to_fetch(query)` as their limit, in list order."""
     documents = [to_document(row) for row in rows[: query.limit]]
-    return Page.of(documents, total_size=total_size, has_more=len(rows) > query.limit)
+    has_more = len(rows) > query.limit
+    return Page.of(documents, total_size, has_more, max_bytes=query.max_bytes)
