@@ -20,6 +20,7 @@ import grpclib.stream
 from grpclib.config import Configuration
 from grpclib.const import Status
 from grpclib.encoding.base import CodecBase
+from grpclib.metadata import encode_grpc_message
 from grpclib.protocol import H2Protocol
 from grpclib.protocol import Stream as H2Stream
 from grpclib.server import Server
@@ -115,7 +116,7 @@ async def _request_handler(
             message += f"{hook.max_metadata_bytes}"
             hook.on_refused(path.removeprefix(hook.path_prefix), status)
             try:
-                await grpclib.server._abort(stream, 200, status, message)
+                await _refuse(stream, status, message)
             finally:
                 args[-1]()  # release_stream
             return
@@ -127,6 +128,20 @@ async def _request_handler(
             if not keep:
                 headers = [(name, value) for name, value in headers if name != "grpc-timeout"]
     await _grpclib_request_handler(mapping, stream, headers, *args)
+
+
+async def _refuse(stream: H2Stream, status: Status, message: str) -> None:
+    """A trailers-only gRPC answer, as grpclib's `_abort` sends one but with the content type
+    a gRPC client requires."""
+    headers = [
+        (":status", "200"),
+        ("content-type", "application/grpc"),
+        ("grpc-status", str(status.value)),
+        ("grpc-message", encode_grpc_message(message)),
+    ]
+    await stream.send_headers(headers, end_stream=True)
+    if stream.closable:
+        stream.reset_nowait()
 
 
 def install_request_hook(

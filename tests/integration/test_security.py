@@ -20,6 +20,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
+import grpc
 import jwt
 import pytest
 from cryptography import x509
@@ -409,3 +410,20 @@ def test_tls_settings_must_be_complete(
     paths = {"cert": pki.server.cert, "key": pki.server.key, "ca": pki.ca}
     with pytest.raises(ValidationError, match="TLS_"):
         backend_settings("sqlite", tmp_path, request, **{k: paths[v] for k, v in files.items()})
+
+
+async def test_a_huge_bearer_token_is_refused_clearly(jwt_connect: Connect) -> None:
+    """100 KB of token: RESOURCE_EXHAUSTED naming the metadata size (it was UNAVAILABLE, the
+    connection dropped), for grpclib and for a stock grpcio client; the connection serves on."""
+    stub = DocumentServiceStub(jwt_connect())
+    huge = bearer("x" * 100_000)
+    error = await expect_status(get_doc(stub, str(uuid.uuid4()), huge), Status.RESOURCE_EXHAUSTED)
+    assert "metadata" in (error.message or "") and "x" * 100 not in (error.message or "")
+    doc = await create_doc(stub, bearer(mint()))  # the same channel still works
+    channel = jwt_connect()
+    target = f"{channel._host}:{channel._port}"
+    async with grpc.aio.insecure_channel(target) as raw:
+        call = raw.unary_unary("/document.DocumentService/GetDocument")
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(bytes(GetDocumentRequest(id=doc.id)), metadata=[tuple(*huge.items())])
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
