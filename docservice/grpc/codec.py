@@ -24,7 +24,7 @@ from grpclib.exceptions import GRPCError
 from grpclib.protocol import Stream as H2Stream
 
 from docservice.core.errors import FieldViolation, InvalidArgument
-from docservice.grpc.compat import EndOfStream, message_metadata, read_exactly
+from docservice.grpc.compat import EndOfStream, ReceivingCodec, message_metadata, read_exactly
 from docservice.grpc.errors import invalid_argument
 
 __all__ = ["Encoded", "LimitedCodec", "check_wire"]
@@ -278,7 +278,7 @@ def _read_varint(data: memoryview, pos: int, name: str) -> tuple[int, int]:
 _Message = TypeVar("_Message")
 
 
-class LimitedCodec(ProtoCodec):
+class LimitedCodec(ProtoCodec, ReceivingCodec):
     """grpclib's protobuf codec, with gRPC's max receive message length (grpclib has none):
     larger requests are RESOURCE_EXHAUSTED. Sends `Encoded` messages without encoding them
     again, and checks every request (see the module docstring)."""

@@ -7,12 +7,13 @@ patched at import time: `install_receive_hook` is called by `create_app`.
 
 from __future__ import annotations
 
+import abc
 import contextvars
 import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import Any, NamedTuple, TypeVar
 
 import betterproto2
 import grpclib.server
@@ -44,10 +45,13 @@ __all__ = [
 _Message = TypeVar("_Message")
 
 
-@runtime_checkable
-class ReceivingCodec(Protocol):
-    """A codec that reads a request from the HTTP/2 stream itself (framing included)."""
+class ReceivingCodec(abc.ABC):
+    """A codec that reads a request from the HTTP/2 stream itself (framing included).
 
+    A nominal base, not a runtime-checkable Protocol: isinstance() runs for every request, and
+    a Protocol check walks the class's attributes each time."""
+
+    @abc.abstractmethod
     async def receive(self, stream: H2Stream, message_type: type[Any]) -> Any: ...
 
 
@@ -98,35 +102,37 @@ class _Hook:
 _hooks: list[_Hook] = []
 
 
-def _header_list_size(headers: list[tuple[str, str]]) -> int:
-    """RFC 7541 4.1: each header counts its name and value in octets, plus 32."""
-    return sum(len(name) + len(value) + 32 for name, value in headers)
-
-
 async def _request_handler(
     mapping: Any, stream: H2Stream, headers: list[tuple[str, str]], *args: Any
 ) -> None:
-    path = next((value for name, value in headers if name == ":path"), "")
-    hook = next((h for h in _hooks if path.startswith(h.path_prefix)), None)
-    if hook is not None:
-        size = _header_list_size(headers)
-        if size > hook.max_metadata_bytes:
-            status = Status.RESOURCE_EXHAUSTED
-            message = f"request metadata of {size} bytes exceeds the limit of "
-            message += f"{hook.max_metadata_bytes}"
-            hook.on_refused(path.removeprefix(hook.path_prefix), status)
-            try:
-                await _refuse(stream, status, message)
-            finally:
-                args[-1]()  # release_stream
-            return
-        timeout = next((value for name, value in headers if name == "grpc-timeout"), None)
-        if timeout is not None:
-            # Runs in the call's own task: the servicer reads it back with taken_timeout().
-            keep = hook.grpclib_enforces(timeout)
-            _taken.set(TakenTimeout(timeout, time.monotonic(), taken=not keep))
-            if not keep:
-                headers = [(name, value) for name, value in headers if name != "grpc-timeout"]
+    path, timeout, size = "", None, 0
+    for name, value in headers:  # one pass: this runs for every call
+        size += len(name) + len(value) + 32  # RFC 7541 4.1: name, value and 32 octets
+        if name == ":path":
+            path = value
+        elif name == "grpc-timeout":
+            timeout = value
+    for hook in _hooks:
+        if path.startswith(hook.path_prefix):
+            break
+    else:
+        await _grpclib_request_handler(mapping, stream, headers, *args)
+        return
+    if size > hook.max_metadata_bytes:
+        status = Status.RESOURCE_EXHAUSTED
+        message = f"request metadata of {size} bytes exceeds the limit of {hook.max_metadata_bytes}"
+        hook.on_refused(path.removeprefix(hook.path_prefix), status)
+        try:
+            await _refuse(stream, status, message)
+        finally:
+            args[-1]()  # release_stream
+        return
+    if timeout is not None:
+        # Runs in the call's own task: the servicer reads it back with taken_timeout().
+        keep = hook.grpclib_enforces(timeout)
+        _taken.set(TakenTimeout(timeout, time.monotonic(), taken=not keep))
+        if not keep:
+            headers = [(name, value) for name, value in headers if name != "grpc-timeout"]
     await _grpclib_request_handler(mapping, stream, headers, *args)
 
 
