@@ -1,13 +1,15 @@
 """Test harness: real PostgreSQL and Redis, real grpclib servers on loopback, one per backend.
 
 Backends are started once per session; tests isolate themselves with fresh random data
-(unique authors/categories/tags) rather than by truncating tables.
+(unique authors/categories/tags) rather than by truncating tables. Which server binaries the
+session uses is printed after collection; one that cannot be found or started ends the session
+with one line (tests/servers.py).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,10 +19,49 @@ from grpclib.client import Channel
 from docservice._proto.document import DocumentServiceStub
 from docservice.app import App, create_app
 from docservice.settings import Settings
-from tests.servers import MongoServer, PostgresServer, RedisServer, free_port
+from tests.servers import (
+    FINDERS,
+    MongoServer,
+    PostgresServer,
+    RedisServer,
+    ServerUnavailable,
+    free_port,
+)
 
 # Every contract test runs against each of these; "+redis" puts the Redis cache in front.
 BACKENDS = ["sqlite", "postgres", "mongo", "sqlite+redis", "postgres+redis"]
+
+# An existing server for the session fixtures; tests that stop or pause a server start their own.
+SERVER_URLS = {
+    "postgres": "TEST_POSTGRES_URL",
+    "redis": "TEST_REDIS_URL",
+    "mongo": "TEST_MONGO_URL",
+}
+
+
+def pytest_report_collectionfinish() -> list[str]:
+    """One line per server (shown with -q too, unlike pytest_report_header)."""
+    lines = []
+    for backend, variable in SERVER_URLS.items():
+        try:
+            local = FINDERS[backend]().describe()
+        except ServerUnavailable as error:
+            local = f"UNAVAILABLE, {error.problem}"
+        if os.environ.get(variable):
+            local = f"{variable}; servers of its own for fault tests: {local}"
+        lines.append(f"test server {backend}: {local}")
+    return lines
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A server that cannot start ends the session with its one line, not an error per test."""
+    report = yield
+    if call.excinfo is not None and call.excinfo.errisinstance(ServerUnavailable):
+        pytest.exit(str(call.excinfo.value), returncode=pytest.ExitCode.TESTS_FAILED)
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +88,6 @@ def mongo_url() -> Iterator[str]:
         return
     server = MongoServer()
     server.start()
-    print(f"\nMongo tests run against {server.kind} at {server.url}")
     try:
         yield server.url
     finally:
@@ -65,14 +105,24 @@ def redis_server() -> Iterator[RedisServer]:
         server.kill()
 
 
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """TEST_REDIS_URL if set, else the session's redis_server."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        return url
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return server.url
+
+
 def backend_settings(
     backend: str, tmp: Path, request: pytest.FixtureRequest, **extra: object
 ) -> Settings:
     """Settings for a backend name such as "postgres" or "sqlite+redis"."""
     backend, _, cache = backend.partition("+")
     if cache:
-        redis: RedisServer = request.getfixturevalue("redis_server")
-        extra = {"redis_url": redis.url, "cache_key_prefix": f"{tmp.name}:", **extra}
+        redis_url = request.getfixturevalue("redis_url")
+        extra = {"redis_url": redis_url, "cache_key_prefix": f"{tmp.name}:", **extra}
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp / 'docservice.db'}"
     elif backend == "postgres":
