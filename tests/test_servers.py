@@ -46,8 +46,9 @@ def test_each_server_is_named_with_its_version_even_with_q() -> None:
 
 
 def test_a_server_that_cannot_start_ends_the_run_with_one_line(tmp_path: Path) -> None:
+    """test_total_size's tests need the session's PostgreSQL, here without binaries."""
     (tmp_path / "hide_postgres.py").write_text(
-        "import tests.servers as servers\n"
+        f"import {FINDERS['postgres'].__module__} as servers\n"
         "def _missing():\n"
         "    raise servers.ServerUnavailable('postgres', 'hidden by the test')\n"
         "def pytest_configure(config):\n"
@@ -55,7 +56,7 @@ def test_a_server_that_cannot_start_ends_the_run_with_one_line(tmp_path: Path) -
     )
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
     env.pop("TEST_POSTGRES_URL", None)
-    result = _pytest("-p", "hide_postgres", "tests/test_total_size.py", env=env)
+    result = _pytest("-p", "hide_postgres", "tests", "-k", "test_total_size", env=env)
     output = result.stdout + result.stderr
     assert result.returncode == pytest.ExitCode.TESTS_FAILED, output
     said = [line for line in output.splitlines() if "hidden by the test" in line]
