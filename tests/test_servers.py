@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+import tests
 from tests.servers import FINDERS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(tests.__file__).resolve().parent.parent  # wherever in tests/ this file lives
 
 
 def _pytest(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
