@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from docservice.settings import Settings
-from tests.support.servers import RedisServer, free_port
+from tests.support.servers import free_port
 
 __all__ = ["BACKENDS", "backend_settings"]
 
@@ -21,12 +21,12 @@ def backend_settings(
     """Settings for a backend name such as "postgres" or "sqlite+redis".
 
     The servers come from the session fixtures of tests/conftest.py (`postgres_url`,
-    `mongo_url`, `redis_server`), looked up through `request` only when the backend needs them.
+    `mongo_url`, `redis_url`), looked up through `request` only when the backend needs them.
     """
     backend, _, cache = backend.partition("+")
     if cache:
-        redis: RedisServer = request.getfixturevalue("redis_server")
-        extra = {"redis_url": redis.url, "cache_key_prefix": f"{tmp.name}:", **extra}
+        redis_url = request.getfixturevalue("redis_url")
+        extra = {"redis_url": redis_url, "cache_key_prefix": f"{tmp.name}:", **extra}
     if backend == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp / 'docservice.db'}"
     elif backend == "postgres":
