@@ -19,6 +19,7 @@ import gc
 import logging
 import os
 import random
+import sqlite3
 import uuid
 import warnings
 from collections import Counter
@@ -32,7 +33,12 @@ from grpclib.client import Channel
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
-from docservice._proto.document import CreateDocumentRequest, Document, DocumentServiceStub
+from docservice._proto.document import (
+    CreateDocumentRequest,
+    Document,
+    DocumentServiceStub,
+    GetDocumentRequest,
+)
 from docservice.app import App
 from docservice.storage.sql.repository import SqlDocumentRepository
 from tests.support.apps import running_app
@@ -229,6 +235,38 @@ async def test_abandoned_sqlite_writes_give_back_connections_and_descriptors(
     assert max(after_bursts) <= healthy, after_bursts
     assert after_bursts[-1] <= max(baseline, after_bursts[0]), after_bursts  # no growth
     assert report.checked > 0
+    assert report.lost == [] and report.broken == []
+
+
+async def test_sqlite_write_abandoned_before_its_commit_is_rolled_back(
+    tmp_path: Path, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An update waits for SQLite's write lock (held by another connection) past its deadline.
+    Its statement cannot be interrupted, so it runs once the lock is free, after the call has
+    failed: the server then rolls it back rather than commit it, and gives the connection back.
+    """
+    ledger = Ledger()
+    async with _serving("sqlite", tmp_path, request) as (app, stub):
+        document = await create(ledger, stub, f"abandoned-{uuid.uuid4().hex[:8]}")
+        assert document is not None
+        blocker = sqlite3.connect(tmp_path / "docservice.db", isolation_level=None)
+        try:
+            with _complaints(caplog) as complaints:
+                blocker.execute("BEGIN IMMEDIATE")  # the write lock, until the rollback
+                failed = await update(ledger, stub, document.id, deadline=0.3)
+                assert failed is None
+                assert app.in_flight.count == 1, "the abandoned update still waits for the lock"
+                blocker.execute("ROLLBACK")
+                await _quiet(app)
+        finally:
+            blocker.close()
+        got = await stub.get_document(GetDocumentRequest(id=document.id), timeout=DEADLINE)
+        assert got.document is not None and got.document.version == 1
+        assert await update(ledger, stub, document.id) is not None
+        report = await check_ledger(ledger, stub)
+
+    assert ledger.failures() == Counter({"DEADLINE_EXCEEDED": 1})
+    assert complaints.lines == []
     assert report.lost == [] and report.broken == []
 
 
