@@ -78,10 +78,11 @@ def create_engine(url: str) -> AsyncEngine:
     return engine
 
 
-# A backend waiting on a lock does not notice that its client has gone. A call cancelled at its
-# deadline has its connection closed (SQLAlchemy terminates it, and with it asyncpg's pending
-# cancel request), and the backend would wait on, holding a connection slot, until the lock is
-# released. PostgreSQL 14+ can look at the socket while it waits, every this many ms.
+# A backend waiting on a lock does not notice that its client has gone. An abandoned statement
+# is cancelled (units.py: asyncpg sends a cancel request, which SQLAlchemy's close of the
+# connection waits for), but a forced close (its 2 s ran out) drops that request, and the
+# backend would wait on, holding a connection slot, until the lock is released. PostgreSQL 14+
+# can look at the socket while it waits, every this many ms.
 CLIENT_CHECK_INTERVAL_MS = 1000
 
 
