@@ -126,8 +126,7 @@ class Units:
         try:
             if unit.abandoned:
                 raise asyncio.CancelledError
-            if self._statements_interruptible:
-                unit._interruptible = True
+            unit._interruptible = self._statements_interruptible
             return await work(conn, unit)
         finally:
             unit.uninterrupted()
