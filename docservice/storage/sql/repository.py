@@ -4,6 +4,9 @@ Writes are compare-and-set: ``UPDATE documents ... WHERE id = :id AND version = 
 followed, in the same transaction, by the snapshot insert into `document_versions` (primary key
 (document_id, version)). A writer that lost the race updates no row, writes nothing and is told
 so; the service reads again and retries. Reads never touch the history table unless asked for it.
+
+Each read and each transaction is one unit of work (units.py): a call cancelled at any await
+gives its connection back, and a write cancelled before its COMMIT is rolled back.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -45,8 +48,11 @@ from docservice.storage.idempotency import create_once
 from docservice.storage.listing import equality_filters, page_of, rows_to_fetch
 from docservice.storage.retries import retry_transient
 from docservice.storage.sql.schema import document_tags, document_versions, documents
+from docservice.storage.sql.units import Unit, Units
 
 __all__ = ["SqlDocumentRepository", "create_engine"]
+
+T = TypeVar("T")
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -72,10 +78,11 @@ def create_engine(url: str) -> AsyncEngine:
     return engine
 
 
-# A backend waiting on a lock does not notice that its client has gone. A call cancelled at its
-# deadline has its connection closed (SQLAlchemy terminates it, and with it asyncpg's pending
-# cancel request), and the backend would wait on, holding a connection slot, until the lock is
-# released. PostgreSQL 14+ can look at the socket while it waits, every this many ms.
+# A backend waiting on a lock does not notice that its client has gone. An abandoned statement
+# is cancelled (units.py: asyncpg sends a cancel request, which SQLAlchemy's close of the
+# connection waits for), but a forced close (its 2 s ran out) drops that request, and the
+# backend would wait on, holding a connection slot, until the lock is released. PostgreSQL 14+
+# can look at the socket while it waits, every this many ms.
 CLIENT_CHECK_INTERVAL_MS = 1000
 
 
@@ -139,6 +146,7 @@ class SqlDocumentRepository(DocumentRepository):
         # Reads are single statements: in autocommit they cost one round trip, not three
         # (no BEGIN before them, no ROLLBACK when the connection goes back to the pool).
         self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._units = Units(engine)  # each checkout to give-back in a task of its own
 
     async def get(self, document_id: str, *, fresh: bool = False) -> Document | None:
         return await self._fetch_document(_BY_ID, {"match_id": document_id})
@@ -150,8 +158,7 @@ class SqlDocumentRepository(DocumentRepository):
     async def _fetch_document(
         self, statement: Select[Any], params: dict[str, Any]
     ) -> Document | None:
-        async with self._reader.connect() as conn:
-            row = (await conn.execute(statement, params)).first()
+        row = await self._read(lambda conn: _first(conn, statement, params))
         return None if row is None else _document(row, row.id, row.version)
 
     async def create(self, document: Document, request_id: str) -> Document:
@@ -198,24 +205,24 @@ class SqlDocumentRepository(DocumentRepository):
                 < tuple_(parse_timestamp(after_time), after_id)
             )
         stmt = stmt.order_by(*order).offset(query.offset).limit(rows_to_fetch(query))
-        async with self._reader.connect() as conn:
-            rows = (await conn.execute(stmt)).all()
-            total = await _total_size(conn, conditions) if query.count else 0
+
+        async def page(conn: AsyncConnection) -> tuple[list[Row[Any]], int]:
+            rows = list((await conn.execute(stmt)).all())
+            return rows, await _total_size(conn, conditions) if query.count else 0
+
+        rows, total = await self._read(page)
         return page_of(rows, query, total, lambda row: _document(row, row.id, row.version))
 
     @_retry
     async def versions(self, document_id: str, after_version: int, limit: int) -> list[Snapshot]:
         params = {"match_id": document_id, "after_version": after_version, "page_limit": limit}
-        async with self._reader.connect() as conn:
-            rows = (await conn.execute(_VERSIONS, params)).all()
+        rows = await self._read(lambda conn: _all(conn, _VERSIONS, params))
         return [Snapshot.of(_document(row, document_id, row.version)) for row in rows]
 
     @_retry
     async def version(self, document_id: str, version: int) -> Document | None:
-        async with self._reader.connect() as conn:
-            row = (
-                await conn.execute(_VERSION, {"match_id": document_id, "match_version": version})
-            ).first()
+        params = {"match_id": document_id, "match_version": version}
+        row = await self._read(lambda conn: _first(conn, _VERSION, params))
         return None if row is None else _document(row, document_id, version)
 
     async def migrate(self) -> None:
@@ -225,23 +232,29 @@ class SqlDocumentRepository(DocumentRepository):
 
     @_retry
     async def ping(self) -> None:
-        async with self._reader.connect() as conn:
-            await conn.scalar(select(1))
+        await self._read(lambda conn: conn.scalar(select(1)))
 
     async def close(self) -> None:
         await self._engine.dispose()
+
+    async def _read(self, statements: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run `statements` on an autocommit connection, as one unit (units.py)."""
+        return await self._units.run(self._reader, lambda conn, _unit: statements(conn))
 
     @_retry
     async def _write(self, change: Callable[[AsyncConnection], Awaitable[bool]]) -> bool:
         """Run `change` in a transaction; commit if it returns True, else roll back.
 
         Faults before the commit are retried (nothing was written). A fault during the commit
-        leaves the outcome unknown, so it is reported as Unavailable and never retried.
+        leaves the outcome unknown, so it is reported as Unavailable and never retried. A call
+        cancelled before the commit rolls back (units.py).
         """
-        async with self._engine.connect() as conn:
+
+        async def transaction(conn: AsyncConnection, unit: Unit) -> bool:
             transaction = await conn.begin()
             outcome = await change(conn)
-            if not outcome:
+            unit.uninterrupted()
+            if not outcome or unit.abandoned:
                 await transaction.rollback()
                 return outcome
             try:
@@ -251,6 +264,8 @@ class SqlDocumentRepository(DocumentRepository):
                     raise
                 raise Unavailable("the document store failed while committing") from exc
             return outcome
+
+        return await self._units.run(self._engine, transaction)
 
     @staticmethod
     async def _insert_document(conn: AsyncConnection, document: Document, request_id: str) -> bool:
@@ -286,6 +301,16 @@ async def _total_size(conn: AsyncConnection, conditions: list[ColumnElement[bool
     plan = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}")
     estimate = int(plan.scalar_one()[0]["Plan"]["Plan Rows"])
     return min(max(estimate, total), 2**31 - 1)
+
+
+async def _first(conn: AsyncConnection, statement: Select[Any], params: dict[str, Any]) -> Any:
+    return (await conn.execute(statement, params)).first()
+
+
+async def _all(
+    conn: AsyncConnection, statement: Select[Any], params: dict[str, Any]
+) -> list[Row[Any]]:
+    return list((await conn.execute(statement, params)).all())
 
 
 async def _insert_tags(conn: AsyncConnection, document: Document) -> None:
