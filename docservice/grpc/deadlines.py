@@ -31,9 +31,10 @@ HEADER = "grpc-timeout"
 # The gRPC spec: TimeoutValue is 1 to 8 ASCII digits, then one unit letter.
 _TIMEOUT = re.compile(r"([0-9]{1,8})([HMSmun])")
 _SECONDS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
-# grpclib's timer starts microseconds after the headers arrive (no await in between); below
-# this, a timeout could expire first and grpclib would answer UNKNOWN.
-MIN_GRPCLIB_TIMEOUT = 1e-3
+# grpclib computes the deadline and starts its timer a few statements apart, with no await in
+# between, but a garbage-collector pause can fall there: a timeout shorter than that pause
+# expires first and grpclib answers UNKNOWN. Below this margin the servicer enforces it.
+MIN_GRPCLIB_TIMEOUT = 0.1
 
 
 @dataclass(frozen=True, slots=True)

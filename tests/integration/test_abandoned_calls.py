@@ -62,7 +62,7 @@ ABANDONMENT = (
     "unclosed",
 )
 # Whose log records at WARNING or above count: the service's and its storage stack's.
-LOGGERS = ("docservice", "sqlalchemy", "aiosqlite", "asyncpg", "asyncio")
+LOGGERS = ("docservice", "grpclib", "sqlalchemy", "aiosqlite", "asyncpg", "asyncio")
 
 
 class Complaints:

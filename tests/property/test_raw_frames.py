@@ -599,8 +599,10 @@ async def test_an_expired_grpc_timeout_is_deadline_exceeded(
     assert "CreateDocument DEADLINE_EXCEEDED" in call_logs(caplog)
 
 
+# 300 ms: grpclib's own timer; 80 ms: below MIN_GRPCLIB_TIMEOUT, the servicer's.
+@pytest.mark.parametrize("value", ["300m", "80m"])
 async def test_a_deadline_passing_while_the_response_is_sent_is_logged_as_such(
-    target: Target, caplog: pytest.LogCaptureFixture
+    target: Target, caplog: pytest.LogCaptureFixture, value: str
 ) -> None:
     """The client stops reading (HTTP/2 flow control holds the response back) until after its
     deadline: the call's log line says DEADLINE_EXCEEDED, and no traceback is logged."""
@@ -622,7 +624,7 @@ async def test_a_deadline_passing_while_the_response_is_sent_is_logged_as_such(
             (":authority", raw._authority),
             ("content-type", "application/grpc"),
             ("te", "trailers"),
-            ("grpc-timeout", "300m"),
+            ("grpc-timeout", value),
         ],
     )
     raw._h2.send_data(stream_id, frame(bytes(ListDocumentsRequest(author=author))), end_stream=True)
