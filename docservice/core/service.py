@@ -61,6 +61,7 @@ MAX_WRITE_ATTEMPTS = 200
 MAX_REQUEST_ID_LENGTH = 128
 MAX_INT64 = 2**63 - 1
 MAX_INT32 = 2**31 - 1
+MAX_INT64_DIGITS = len(str(MAX_INT64))
 RESPONSE_RESERVE_BYTES = 1024
 
 # Given the current state and the change's timestamp, return the changed fields (None: no change).
@@ -270,8 +271,8 @@ class DocumentService:
 
     def _check_budget(self, encoded: list[bytes], what: str) -> None:
         """A legacy request cannot page on: refuse, rather than cut, a response too large."""
-        if fitting(encoded, self._response_budget) < len(encoded):
-            size = sum(len(e) + ITEM_OVERHEAD_BYTES for e in encoded)
+        size = sum(len(e) + ITEM_OVERHEAD_BYTES for e in encoded)
+        if size > self._response_budget:
             raise ResourceExhausted(
                 f"{len(encoded)} {what} make a response of about {size} bytes, over the "
                 f"{self._response_budget}-byte limit: ask for fewer (limit), or set page_size "
@@ -352,7 +353,8 @@ def _version_number(version: int, version_id: str) -> int | None:
     """
     if version_id:
         canonical = (
-            version_id.isascii()
+            len(version_id) <= MAX_INT64_DIGITS  # and int() never meets a huge string
+            and version_id.isascii()
             and version_id.isdigit()
             and version_id == str(int(version_id))
             and 1 <= int(version_id) <= MAX_INT64

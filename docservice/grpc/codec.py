@@ -26,6 +26,7 @@ from grpclib.protocol import Stream as H2Stream
 from docservice.core.errors import FieldViolation, InvalidArgument
 from docservice.grpc.compat import EndOfStream, ReceivingCodec, message_metadata, read_exactly
 from docservice.grpc.errors import invalid_argument
+from docservice.grpc.wire import message_field
 
 __all__ = ["Encoded", "LimitedCodec", "check_wire"]
 
@@ -178,7 +179,7 @@ def _check_message(
             if field is not None:
                 cleaned = _check_payload(payload, field, name, violations)
                 if cleaned is not None:  # a nested message lost a group: frame it anew
-                    edits.append((start, pos, _length_delimited(key, cleaned)))
+                    edits.append((start, pos, message_field(number, cleaned)))
         else:
             pos = _skip_scalar(data, pos, wire_type, name)
     return edits
@@ -200,6 +201,8 @@ def _skip_group(data: memoryview, pos: int, number: int, name: str, depth: int) 
     while pos < len(data):
         key, pos = _read_varint(data, pos, name)
         inner, wire_type = key >> 3, key & 7
+        if not 1 <= inner <= MAX_FIELD_NUMBER:
+            raise InvalidArgument.of(name, f"holds field number {inner}")
         if wire_type == _WIRE_END_GROUP:
             if inner != number:
                 raise InvalidArgument.of(name, f"ends group {inner} inside group {number}")
@@ -216,19 +219,6 @@ def _skip_group(data: memoryview, pos: int, number: int, name: str, depth: int) 
         else:
             raise InvalidArgument.of(name, f"uses wire type {wire_type}, which protobuf lacks")
     raise InvalidArgument.of(name, f"is truncated: group {number} never ends")
-
-
-def _length_delimited(key: int, payload: bytes) -> bytes:
-    return _varint(key) + _varint(len(payload)) + payload
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _check_payload(

@@ -21,10 +21,12 @@ import grpclib.stream
 from grpclib.config import Configuration
 from grpclib.const import Status
 from grpclib.encoding.base import CodecBase
+from grpclib.exceptions import ProtocolError
 from grpclib.metadata import encode_grpc_message
 from grpclib.protocol import H2Protocol
 from grpclib.protocol import Stream as H2Stream
 from grpclib.server import Server
+from h2.exceptions import StreamClosedError
 
 __all__ = [
     "EndOfStream",
@@ -111,9 +113,13 @@ async def _request_handler(
         if name == ":path":
             path = value
         elif name == "grpc-timeout":
-            timeout = value
+            # gRPC sends one; several are malformed (grpclib would answer UNKNOWN), and the
+            # joined value never parses.
+            timeout = value if timeout is None else f"{timeout},{value}"
+    # Only methods that exist: an unknown path goes to grpclib (UNIMPLEMENTED) and never
+    # becomes a metric label or a log line of its own.
     for hook in _hooks:
-        if path.startswith(hook.path_prefix):
+        if path.startswith(hook.path_prefix) and path in mapping:
             break
     else:
         await _grpclib_request_handler(mapping, stream, headers, *args)
@@ -124,6 +130,8 @@ async def _request_handler(
         hook.on_refused(path.removeprefix(hook.path_prefix), status)
         try:
             await _refuse(stream, status, message)
+        except (StreamClosedError, ProtocolError):
+            pass  # the client went away first: nothing to answer
         finally:
             args[-1]()  # release_stream
         return

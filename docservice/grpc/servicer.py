@@ -101,12 +101,7 @@ class DocumentServicer(DocumentServiceBase):
                             Status.INVALID_ARGUMENT, "the call ended without a request message"
                         )
                     if not await compat.request_ended(stream):
-                        raise invalid_argument(
-                            InvalidArgument.of(
-                                REQUEST,
-                                "must be a single message in a unary call (more data followed it)",
-                            )
-                        )
+                        raise invalid_argument(InvalidArgument.of(REQUEST, ONE_MESSAGE))
                     response = await call(request)
                     await stream.send_message(response)
 

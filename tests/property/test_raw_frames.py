@@ -585,6 +585,18 @@ async def test_a_malformed_grpc_timeout_is_invalid_argument(
     assert "CreateDocument INVALID_ARGUMENT" in call_logs(caplog)
 
 
+async def test_several_grpc_timeouts_are_invalid_argument(target: Target) -> None:
+    author = unique("author")
+    for values in (["bogus", "10S"], ["1n", "10S"], ["10S", "10S"]):
+        reply = await target.raw.call(
+            "CreateDocument",
+            [frame(create_body(author=author))],
+            headers=[("grpc-timeout", v) for v in values],
+        )
+        await expect_status(target, reply, Status.INVALID_ARGUMENT, "grpc-timeout")
+    await nothing_created_by(target, author)
+
+
 @pytest.mark.parametrize("value", ["1n", "1u", "0S", "0m"])
 async def test_an_expired_grpc_timeout_is_deadline_exceeded(
     target: Target, caplog: pytest.LogCaptureFixture, value: str
@@ -650,6 +662,13 @@ async def test_oversized_metadata_is_resource_exhausted(
         assert "metadata" in reply.message
         await target.assert_serving()
     assert call_logs(caplog).count("GetDocument RESOURCE_EXHAUSTED") == 3
+    # A method that does not exist is grpclib's to answer, and never becomes a log line or a
+    # metric label of its own, whatever its metadata.
+    reply = await target.raw.call(
+        "NoSuchMethod" + "x" * 1000, request, headers=[("x-pad", "a" * 20_000)]
+    )
+    assert reply.status == Status.UNIMPLEMENTED
+    assert not [line for line in call_logs(caplog) if line.startswith("NoSuchMethod")]
     # Just under the limit is fine.
     reply = await target.raw.call("GetDocument", request, headers=[("x-pad", "a" * 15_000)])
     assert reply.status == Status.OK

@@ -160,6 +160,7 @@ def test_unknown_groups_are_skipped_and_cut_out_before_parsing() -> None:
         (_key(100, 4), "never started"),
         (_key(100, 3) * 101 + _key(100, 4) * 101, "more than 100 deep"),
         (_key(1, 3) + _key(1, 4), "arrived as a group value"),  # a known field as a group
+        (_key(100, 3) + b"\x00\x00" + _key(100, 4), "holds field number 0"),
     ],
 )
 def test_malformed_groups_are_invalid(data: bytes, why: str) -> None:

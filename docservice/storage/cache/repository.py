@@ -300,7 +300,9 @@ class CachedDocumentRepository:
         done = await self._call(
             lambda redis: self._write_through(keys=[key, self._generation_key], args=args)
         )
-        if done is SKIPPED:
+        # Not written through, whatever the reason (no reply, or an error reply such as OOM or
+        # READONLY, which _call reports as GARBAGE): this process owes the entry a repair.
+        if done is SKIPPED or done is GARBAGE:
             self._repair.write_through_failed(key, args)
 
     async def _lookup(
