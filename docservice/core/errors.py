@@ -1,4 +1,4 @@
-"""Domain errors: plain exceptions the service raises; `docservice.grpc.errors` maps them to statuses."""
+"""Domain errors: plain exceptions the service raises; `grpc.errors` maps them to statuses."""
 
 from __future__ import annotations
 
