@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     default_page_size: int = Field(20, ge=1)
     max_page_size: int = Field(100, ge=1)
     max_versions_page: int = Field(1000, ge=1)
+    # Version content: deltas applied at most to read any version (storage/history.py).
+    history_max_chain: int = Field(32, ge=0, le=1000)
 
     @field_validator("auth_jwt_algorithms", "auth_public_methods", mode="before")
     @classmethod

@@ -22,6 +22,10 @@ def _alembic_config(connection: Connection) -> Config:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to `revision` over one of the engine's connections."""
-    async with engine.begin() as connection:
+    """Bring the schema to `revision` over one of the engine's connections.
+
+    Alembic owns the transactions (no outer one): a data migration may commit batches of its
+    work on its own (0002 does, so that an interrupted run resumes where it stopped).
+    """
+    async with engine.connect() as connection:
         await connection.run_sync(lambda sync: command.upgrade(_alembic_config(sync), revision))

@@ -4,6 +4,11 @@ Writes are compare-and-set: ``UPDATE documents ... WHERE id = :id AND version = 
 followed, in the same transaction, by the snapshot insert into `document_versions` (primary key
 (document_id, version)). A writer that lost the race updates no row, writes nothing and is told
 so; the service reads again and retries. Reads never touch the history table unless asked for it.
+
+Version content is stored as keyframes and deltas (docservice/storage/history.py). The delta
+base is the previous version's content, which the writer has in hand, and where that content
+sits in its chain (its `Tip`) comes with the writer's fresh read of the document, or is read in
+the write transaction: a version's tip never changes, so either is as good.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     Select,
+    and_,
     bindparam,
     delete,
     event,
@@ -41,6 +47,14 @@ from docservice.core.model import (
     stored_document,
 )
 from docservice.core.repository import DocumentRepository, ListQuery, Page, Snapshot
+from docservice.storage.history import (
+    HistoryPolicy,
+    Rebuild,
+    StoredContent,
+    Tip,
+    first_content,
+    next_content,
+)
 from docservice.storage.idempotency import create_once
 from docservice.storage.listing import equality_filters, page_of, rows_to_fetch
 from docservice.storage.retries import retry_transient
@@ -127,21 +141,109 @@ _VERSIONS = (
     .order_by(document_versions.c.version)
     .limit(bindparam("page_limit"))
 )
-_VERSION = select(document_versions).where(
+_target = document_versions.alias("target")
+_held = document_versions.alias("held")
+# The rows that rebuild version n: the holders of its chain from the keyframe up to its own
+# holder, and its row. One statement, at most K + 2 rows, all on the primary key's range.
+_VERSION = (
+    select(_held)
+    .join(
+        _target,
+        and_(
+            _target.c.document_id == _held.c.document_id,
+            _held.c.version >= _target.c.content_chain,
+            _held.c.version <= _target.c.version,
+        ),
+    )
+    .where(
+        _target.c.document_id == bindparam("match_id"),
+        _target.c.version == bindparam("match_version"),
+        (_held.c.version == _target.c.version)
+        | and_(
+            _held.c.content_kind.is_not(None),
+            _held.c.content_chain == _target.c.content_chain,
+            _held.c.version <= _target.c.content_version,
+        ),
+    )
+    .order_by(_held.c.version)
+)
+# The holders a page of history needs before its first row: those of the first row's chain.
+_first = document_versions.alias("first")
+_CHAIN_BEFORE = (
+    select(_held)
+    .join(
+        _first,
+        and_(
+            _first.c.document_id == _held.c.document_id,
+            _held.c.version >= _first.c.content_chain,
+            _held.c.version <= _first.c.content_version,
+            _held.c.version < _first.c.version,
+        ),
+    )
+    .where(
+        _first.c.document_id == bindparam("match_id"),
+        _first.c.version == bindparam("first_version"),
+        _held.c.content_kind.is_not(None),
+        _held.c.content_chain == _first.c.content_chain,
+    )
+    .order_by(_held.c.version)
+)
+# The writer's fresh read: the document and the tip of its current version, in one statement.
+_TIP_COLUMNS = [
+    document_versions.c[name].label(f"tip_{name}")
+    for name in (
+        "content_version",
+        "content_chain",
+        "content_depth",
+        "content_bytes",
+        "content_checksum",
+    )
+]
+_FRESH_BY_ID = (
+    select(documents, *_TIP_COLUMNS)
+    .outerjoin(
+        document_versions,
+        and_(
+            document_versions.c.document_id == documents.c.id,
+            document_versions.c.version == documents.c.version,
+        ),
+    )
+    .where(documents.c.id == bindparam("match_id"))
+)
+_TIP = select(*_TIP_COLUMNS).where(
     document_versions.c.document_id == bindparam("match_id"),
     document_versions.c.version == bindparam("match_version"),
 )
+# Tips of versions recently read by writers, by (id, version): bounded, oldest dropped first.
+MAX_TIPS = 4096
 
 
 class SqlDocumentRepository(DocumentRepository):
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, history: HistoryPolicy | None = None) -> None:
         self._engine = engine
         # Reads are single statements: in autocommit they cost one round trip, not three
         # (no BEGIN before them, no ROLLBACK when the connection goes back to the pool).
         self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._history = history or HistoryPolicy()
+        self._tips: dict[tuple[str, int], Tip] = {}
 
     async def get(self, document_id: str, *, fresh: bool = False) -> Document | None:
+        if fresh:
+            return await self._fetch_fresh(document_id)
         return await self._fetch_document(_BY_ID, {"match_id": document_id})
+
+    @_retry
+    async def _fetch_fresh(self, document_id: str) -> Document | None:
+        """The document, remembering its version's tip for the write that follows."""
+        async with self._reader.connect() as conn:
+            row = (await conn.execute(_FRESH_BY_ID, {"match_id": document_id})).first()
+        if row is None:
+            return None
+        if row.tip_content_version is not None:
+            if len(self._tips) >= MAX_TIPS:
+                del self._tips[next(iter(self._tips))]
+            self._tips[(document_id, row.version)] = _tip(row)
+        return _document(row, row.id, row.version)
 
     async def get_by_request_id(self, request_id: str) -> Document | None:
         return await self._fetch_document(_BY_REQUEST_ID, {"match_request_id": request_id})
@@ -176,7 +278,14 @@ class SqlDocumentRepository(DocumentRepository):
             )
             if result.rowcount != 1:
                 return False
-            await conn.execute(_INSERT_SNAPSHOT, _snapshot_values(document))
+            tip = self._tips.get((previous.id, previous.version))
+            if tip is None:
+                params = {"match_id": previous.id, "match_version": previous.version}
+                tip = _tip((await conn.execute(_TIP, params)).one())
+            stored = next_content(
+                previous.content, document.content, tip, document.version, self._history
+            )
+            await conn.execute(_INSERT_SNAPSHOT, _snapshot_values(document, stored))
             if document.tags != previous.tags:
                 await conn.execute(
                     delete(document_tags).where(document_tags.c.document_id == document.id)
@@ -203,20 +312,44 @@ class SqlDocumentRepository(DocumentRepository):
             total = await _total_size(conn, conditions) if query.count else 0
         return page_of(rows, query, total, lambda row: _document(row, row.id, row.version))
 
-    @_retry
     async def versions(self, document_id: str, after_version: int, limit: int) -> list[Snapshot]:
+        before, rows = await self._fetch_versions(document_id, after_version, limit)
+        rebuild = Rebuild(document_id)
+        for row in before:
+            rebuild.feed(row)
+        snapshots = []
+        for row in rows:
+            rebuild.feed(row)
+            document = _document(row, document_id, row.version, rebuild.content(row))
+            snapshots.append(Snapshot.of(document))
+        return snapshots
+
+    @_retry
+    async def _fetch_versions(
+        self, document_id: str, after_version: int, limit: int
+    ) -> tuple[list[Row[Any]], list[Row[Any]]]:
+        """A page of rows, and the holders of its first row's chain that come before it."""
         params = {"match_id": document_id, "after_version": after_version, "page_limit": limit}
         async with self._reader.connect() as conn:
             rows = (await conn.execute(_VERSIONS, params)).all()
-        return [Snapshot.of(_document(row, document_id, row.version)) for row in rows]
+            before: list[Row[Any]] = []
+            if rows and rows[0].content_chain < rows[0].version:
+                before_params = {"match_id": document_id, "first_version": rows[0].version}
+                before = list((await conn.execute(_CHAIN_BEFORE, before_params)).all())
+        return before, list(rows)
+
+    async def version(self, document_id: str, version: int) -> Document | None:
+        rows = await self._fetch_version(document_id, version)
+        if not rows:
+            return None
+        content = Rebuild(document_id).contents(rows, version)
+        return _document(rows[-1], document_id, version, content)
 
     @_retry
-    async def version(self, document_id: str, version: int) -> Document | None:
+    async def _fetch_version(self, document_id: str, version: int) -> list[Row[Any]]:
+        params = {"match_id": document_id, "match_version": version}
         async with self._reader.connect() as conn:
-            row = (
-                await conn.execute(_VERSION, {"match_id": document_id, "match_version": version})
-            ).first()
-        return None if row is None else _document(row, document_id, version)
+            return list((await conn.execute(_VERSION, params)).all())
 
     async def migrate(self) -> None:
         from docservice.storage.sql.migrate import upgrade
@@ -263,7 +396,8 @@ class SqlDocumentRepository(DocumentRepository):
                 **_content_values(document),
             },
         )
-        await conn.execute(_INSERT_SNAPSHOT, _snapshot_values(document))
+        stored = first_content(document.content, document.version)
+        await conn.execute(_INSERT_SNAPSHOT, _snapshot_values(document, stored))
         await _insert_tags(conn, document)
         return True
 
@@ -319,11 +453,30 @@ def _content_values(document: Document) -> dict[str, Any]:
     }
 
 
-def _snapshot_values(document: Document) -> dict[str, Any]:
-    return {"document_id": document.id, "version": document.version, **_content_values(document)}
+def _snapshot_values(document: Document, stored: StoredContent) -> dict[str, Any]:
+    values = _content_values(document)
+    del values["content"]
+    return {
+        "document_id": document.id,
+        "version": document.version,
+        **values,
+        **stored.fields(),
+    }
 
 
-def _document(row: Row[Any], document_id: str, version: int) -> Document:
+def _tip(row: Row[Any]) -> Tip:
+    return Tip(
+        row.tip_content_version,
+        row.tip_content_chain,
+        row.tip_content_depth,
+        row.tip_content_bytes,
+        row.tip_content_checksum,
+    )
+
+
+def _document(
+    row: Row[Any], document_id: str, version: int, content: str | None = None
+) -> Document:
     return stored_document(
         document_id,
         version,
@@ -331,4 +484,5 @@ def _document(row: Row[Any], document_id: str, version: int) -> Document:
         created_at=format_timestamp(row.created_at),
         updated_at=format_timestamp(row.updated_at),
         deleted_at=format_timestamp(row.deleted_at) if row.deleted_at is not None else "",
+        content=content,
     )
