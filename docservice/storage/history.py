@@ -349,9 +349,9 @@ class Rebuild:
         try:
             if kind == ContentKind.DELTA:
                 if self._holder != row.content_base or self._chain != row.content_chain:
-                    raise CorruptHistory(
-                        f"the base (version {row.content_base}) of the delta at version "
-                        f"{row.version} is missing"
+                    raise self._corrupt(
+                        row.version,
+                        f"the base of its delta (version {row.content_base}) is missing",
                     )
                 apply_delta(self._data, row.content_payload)
             elif kind == ContentKind.KEYFRAME_ZSTD:
@@ -359,7 +359,7 @@ class Rebuild:
             elif kind == ContentKind.KEYFRAME_RAW:
                 self._data = bytearray(row.content_payload)
             else:
-                raise CorruptHistory(f"unknown content kind {kind} at version {row.version}")
+                raise self._corrupt(row.version, f"unknown content kind {kind}")
         except (ValueError, zstandard.ZstdError) as exc:
             self._holder = self._chain = None
             raise self._corrupt(row.version, f"its payload does not decode ({exc})") from exc
