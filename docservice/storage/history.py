@@ -20,8 +20,9 @@ is described by the `content_*` fields of the same row or record:
 Writing version n (the writer has the previous content in hand, and the previous version's
 `Tip`): unchanged content stores nothing; otherwise a delta against the previous content, unless
 the chain would pass K deltas or its byte budget (`HistoryPolicy.budget`), or the delta would not
-pay off (a keyframe is smaller): then a keyframe, and a new chain starts. So reading any version
-decompresses one keyframe and applies at most K deltas, of at most the budget in bytes.
+pay off (it saves less than half of a keyframe's size): then a keyframe, and a new chain
+starts. So reading any version decompresses one keyframe and applies at most K deltas, of at
+most the budget in bytes.
 
 Bases are only ever earlier rows, rows are never changed once written, and each backend writes a
 row only after every row it may refer to (in the same transaction on SQL; after the repair step
@@ -69,7 +70,10 @@ CONTENT_FIELDS = (
     "content_payload",
 )
 
-ZSTD_LEVEL = 3
+ZSTD_LEVEL = 3  # keyframes: written once per chain, read often
+# Deltas against the base's middle as a dictionary: level 1 loads the dictionary in half the
+# time of level 3, and finds the same long matches (BENCHMARKS.md has the figures).
+DELTA_ZSTD_LEVEL = 1
 # Below this many bytes zstd's frame header costs more than compression saves.
 COMPRESS_FROM = 64
 # When a delta is this small a fraction of the text, it beats any keyframe: skip computing one.
@@ -179,8 +183,10 @@ def next_content(
     if chain_bytes > policy.budget(len(data)):
         return first_content(content, version)
     if len(delta) * SURE_DELTA_FRACTION > len(data):
+        # A delta costs its readers a link of the chain: it pays off when it saves at least
+        # half of what a keyframe would store.
         keyframe = first_content(content, version)
-        if keyframe.payload is not None and len(keyframe.payload) <= len(delta):
+        if keyframe.payload is not None and len(keyframe.payload) <= 2 * len(delta):
             return keyframe
     tip = Tip(
         version,
@@ -265,8 +271,8 @@ def _dictionary(data: bytes) -> zstandard.ZstdCompressionDict | None:
 def _compressor(old_middle: bytes) -> zstandard.ZstdCompressor:
     dictionary = _dictionary(old_middle)
     if dictionary is None:
-        return zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    return zstandard.ZstdCompressor(level=ZSTD_LEVEL, dict_data=dictionary)
+        return zstandard.ZstdCompressor(level=DELTA_ZSTD_LEVEL)
+    return zstandard.ZstdCompressor(level=DELTA_ZSTD_LEVEL, dict_data=dictionary)
 
 
 def _common_prefix(a: bytes, b: bytes) -> int:

@@ -266,6 +266,10 @@ class SqlDocumentRepository(DocumentRepository):
         )
 
     async def save(self, document: Document, previous: Document) -> bool:
+        # Encoded before the transaction when the tip is known, so that no lock waits on it.
+        tip = self._tips.get((previous.id, previous.version))
+        planned = None if tip is None else self._next_content(document, previous, tip)
+
         async def change(conn: AsyncConnection) -> bool:
             result = await conn.execute(
                 _COMPARE_AND_SET,
@@ -278,13 +282,11 @@ class SqlDocumentRepository(DocumentRepository):
             )
             if result.rowcount != 1:
                 return False
-            tip = self._tips.get((previous.id, previous.version))
-            if tip is None:
+            stored = planned
+            if stored is None:
                 params = {"match_id": previous.id, "match_version": previous.version}
                 tip = _tip((await conn.execute(_TIP, params)).one())
-            stored = next_content(
-                previous.content, document.content, tip, document.version, self._history
-            )
+                stored = self._next_content(document, previous, tip)
             await conn.execute(_INSERT_SNAPSHOT, _snapshot_values(document, stored))
             if document.tags != previous.tags:
                 await conn.execute(
@@ -294,6 +296,11 @@ class SqlDocumentRepository(DocumentRepository):
             return True
 
         return await self._write(change)
+
+    def _next_content(self, document: Document, previous: Document, tip: Tip) -> StoredContent:
+        return next_content(
+            previous.content, document.content, tip, document.version, self._history
+        )
 
     @_retry
     async def list_page(self, query: ListQuery) -> Page:
