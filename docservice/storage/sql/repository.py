@@ -31,6 +31,7 @@ from sqlalchemy import (
     insert,
     select,
     tuple_,
+    union_all,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -141,52 +142,35 @@ _VERSIONS = (
     .order_by(document_versions.c.version)
     .limit(bindparam("page_limit"))
 )
-_target = document_versions.alias("target")
 _held = document_versions.alias("held")
-# The rows that rebuild version n: the holders of its chain from the keyframe up to its own
-# holder, and its row. One statement, at most K + 2 rows, all on the primary key's range.
-_VERSION = (
+_row = document_versions.alias("row")
+# The holders of a row's chain below it, from the keyframe up to the row's holder: what
+# rebuilds its content (at most K + 1 rows, on the holders' partial index).
+_CHAIN_BELOW = (
     select(_held)
     .join(
-        _target,
+        _row,
         and_(
-            _target.c.document_id == _held.c.document_id,
-            _held.c.version >= _target.c.content_chain,
-            _held.c.version <= _target.c.version,
+            _row.c.document_id == _held.c.document_id,
+            _held.c.version >= _row.c.content_chain,
+            _held.c.version <= _row.c.content_version,
+            _held.c.version < _row.c.version,
         ),
     )
     .where(
-        _target.c.document_id == bindparam("match_id"),
-        _target.c.version == bindparam("match_version"),
-        (_held.c.version == _target.c.version)
-        | and_(
-            _held.c.content_kind.is_not(None),
-            _held.c.content_chain == _target.c.content_chain,
-            _held.c.version <= _target.c.content_version,
-        ),
-    )
-    .order_by(_held.c.version)
-)
-# The holders a page of history needs before its first row: those of the first row's chain.
-_first = document_versions.alias("first")
-_CHAIN_BEFORE = (
-    select(_held)
-    .join(
-        _first,
-        and_(
-            _first.c.document_id == _held.c.document_id,
-            _held.c.version >= _first.c.content_chain,
-            _held.c.version <= _first.c.content_version,
-            _held.c.version < _first.c.version,
-        ),
-    )
-    .where(
-        _first.c.document_id == bindparam("match_id"),
-        _first.c.version == bindparam("first_version"),
+        _row.c.document_id == bindparam("match_id"),
+        _row.c.version == bindparam("match_version"),
         _held.c.content_kind.is_not(None),
-        _held.c.content_chain == _first.c.content_chain,
+        _held.c.content_chain == _row.c.content_chain,
     )
-    .order_by(_held.c.version)
+)
+# Version n and the rows that rebuild it, in one statement.
+_VERSION = union_all(
+    _CHAIN_BELOW,
+    select(document_versions).where(
+        document_versions.c.document_id == bindparam("match_id"),
+        document_versions.c.version == bindparam("match_version"),
+    ),
 )
 # The writer's fresh read: the document and the tip of its current version, in one statement.
 _TIP_COLUMNS = [
@@ -341,8 +325,8 @@ class SqlDocumentRepository(DocumentRepository):
             rows = (await conn.execute(_VERSIONS, params)).all()
             before: list[Row[Any]] = []
             if rows and rows[0].content_chain < rows[0].version:
-                before_params = {"match_id": document_id, "first_version": rows[0].version}
-                before = list((await conn.execute(_CHAIN_BEFORE, before_params)).all())
+                below = {"match_id": document_id, "match_version": rows[0].version}
+                before = sorted((await conn.execute(_CHAIN_BELOW, below)).all(), key=_version)
         return before, list(rows)
 
     async def version(self, document_id: str, version: int) -> Document | None:
@@ -356,7 +340,7 @@ class SqlDocumentRepository(DocumentRepository):
     async def _fetch_version(self, document_id: str, version: int) -> list[Row[Any]]:
         params = {"match_id": document_id, "match_version": version}
         async with self._reader.connect() as conn:
-            return list((await conn.execute(_VERSION, params)).all())
+            return sorted((await conn.execute(_VERSION, params)).all(), key=_version)
 
     async def migrate(self) -> None:
         from docservice.storage.sql.migrate import upgrade
@@ -469,6 +453,10 @@ def _snapshot_values(document: Document, stored: StoredContent) -> dict[str, Any
         **values,
         **stored.fields(),
     }
+
+
+def _version(row: Row[Any]) -> int:
+    return int(row.version)
 
 
 def _tip(row: Row[Any]) -> Tip:

@@ -109,6 +109,14 @@ document_versions = Table(
     *_content_columns(),
     *_history_columns(),
 )
+# The rows that hold content (keyframes and deltas), for reading a chain past the rows between.
+Index(
+    "ix_document_versions_holders",
+    document_versions.c.document_id,
+    document_versions.c.version,
+    postgresql_where=document_versions.c.content_kind.is_not(None),
+    sqlite_where=document_versions.c.content_kind.is_not(None),
+)
 
 # One row per (document, tag) so that the tag filter is an index lookup on both dialects.
 document_tags = Table(

@@ -2,8 +2,8 @@
 
 Three steps, the first two safe to run again: add the content columns (nullable, where missing);
 convert the history document by document, committing each batch (storage/sql/convert.py), so an
-interrupted run resumes where it stopped; then drop the full-copy column and make the new columns
-required. The revision is stamped only when all three are done.
+interrupted run resumes where it stopped; then drop the full-copy column, make the new columns
+required and index the rows that hold content. The revision is stamped only when all three are done.
 
 Revision ID: 0002
 Revises: 0001
@@ -51,6 +51,14 @@ def upgrade() -> None:
             batch.drop_column("content")
         for name, kind in REQUIRED.items():
             batch.alter_column(name, existing_type=kind, nullable=False)
+    holders = sa.text("content_kind IS NOT NULL")
+    op.create_index(
+        "ix_document_versions_holders",
+        "document_versions",
+        ["document_id", "version"],
+        postgresql_where=holders,
+        sqlite_where=holders,
+    )
 
 
 def downgrade() -> None:
