@@ -29,8 +29,10 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    null,
     select,
     tuple_,
+    type_coerce,
     union_all,
     update,
 )
@@ -49,6 +51,7 @@ from docservice.core.model import (
 )
 from docservice.core.repository import DocumentRepository, ListQuery, Page, Snapshot
 from docservice.storage.history import (
+    CONTENT_FIELDS,
     HistoryPolicy,
     Rebuild,
     StoredContent,
@@ -144,32 +147,51 @@ _VERSIONS = (
 )
 _held = document_versions.alias("held")
 _row = document_versions.alias("row")
-# The holders of a row's chain below it, from the keyframe up to the row's holder: what
-# rebuilds its content (at most K + 1 rows, on the holders' partial index).
-_CHAIN_BELOW = (
-    select(_held)
-    .join(
-        _row,
-        and_(
-            _row.c.document_id == _held.c.document_id,
-            _held.c.version >= _row.c.content_chain,
-            _held.c.version <= _row.c.content_version,
-            _held.c.version < _row.c.version,
-        ),
+_V = document_versions.c
+
+
+def _of_the_row(column: str) -> Any:
+    """A field of the row named by the parameters, as a scalar subquery: evaluated once, so
+    the chain below is a range scan of the holders' index whatever the planner estimates."""
+    return (
+        select(_row.c[column])
+        .where(
+            _row.c.document_id == bindparam("match_id"),
+            _row.c.version == bindparam("match_version"),
+        )
+        .scalar_subquery()
     )
-    .where(
-        _row.c.document_id == bindparam("match_id"),
-        _row.c.version == bindparam("match_version"),
+
+
+def _chain_below(columns: list[Any]) -> Select[Any]:
+    """The holders of a row's chain below it, from the keyframe up to the row's holder: what
+    rebuilds its content (at most K + 1 rows)."""
+    chain = _of_the_row("content_chain")
+    return select(*columns).where(
+        _held.c.document_id == bindparam("match_id"),
+        _held.c.version >= chain,
+        _held.c.version <= _of_the_row("content_version"),
+        _held.c.version < bindparam("match_version"),
         _held.c.content_kind.is_not(None),
-        _held.c.content_chain == _row.c.content_chain,
+        _held.c.content_chain == chain,
     )
-)
-# Version n and the rows that rebuild it, in one statement.
+
+
+# The rows that rebuild content carry only what a rebuild reads.
+_REBUILT_FROM = ("version", *CONTENT_FIELDS)
+_CHAIN_BELOW = _chain_below([_held.c[name] for name in _REBUILT_FROM])
+# Version n, then the rows that rebuild it (their other columns NULL), in one statement.
 _VERSION = union_all(
-    _CHAIN_BELOW,
     select(document_versions).where(
-        document_versions.c.document_id == bindparam("match_id"),
-        document_versions.c.version == bindparam("match_version"),
+        _V.document_id == bindparam("match_id"), _V.version == bindparam("match_version")
+    ),
+    _chain_below(
+        [
+            _held.c[c.name]
+            if c.name in _REBUILT_FROM
+            else type_coerce(null(), c.type).label(c.name)
+            for c in document_versions.columns
+        ]
     ),
 )
 # The writer's fresh read: the document and the tip of its current version, in one statement.
