@@ -23,7 +23,7 @@ from docservice.core.repository import DocumentRepository
 from docservice.storage.mongo import convert as mongo_convert
 from docservice.storage.mongo.repository import MongoDocumentRepository
 from docservice.storage.sql import convert as sql_convert
-from docservice.storage.sql.migrate import upgrade
+from docservice.storage.sql.migrate import downgrade, upgrade
 from docservice.storage.sql.repository import SqlDocumentRepository, create_engine
 
 DOCUMENTS = 120  # more than one batch of the SQL conversion (50)
@@ -191,6 +191,18 @@ async def test_sql_full_copies_are_converted_and_an_interrupted_run_resumes(
         await upgrade(engine)  # resumes: only what the first run did not finish
         assert len(converted) == DOCUMENTS - done
         assert await _revision(engine) == "0002"
+        await _read_all(SqlDocumentRepository(engine), written)
+
+        await downgrade(engine, "0001")  # full copies again, then deltas again
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text("SELECT document_id, version, content FROM document_versions")
+            )
+            copies = {(r.document_id, r.version): r.content for r in rows}
+        assert copies == {
+            (i, n): c for i, contents in written.items() for n, c in enumerate(contents, 1)
+        }
+        await upgrade(engine)
         await _read_all(SqlDocumentRepository(engine), written)
     finally:
         await engine.dispose()

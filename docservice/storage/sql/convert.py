@@ -15,9 +15,15 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from docservice.storage.history import HistoryPolicy, StoredContent, first_content, next_content
+from docservice.storage.history import (
+    HistoryPolicy,
+    Rebuild,
+    StoredContent,
+    first_content,
+    next_content,
+)
 
-__all__ = ["BATCH_DOCUMENTS", "convert_history"]
+__all__ = ["BATCH_DOCUMENTS", "convert_history", "restore_full_copies"]
 
 BATCH_DOCUMENTS = 50
 ROWS_PER_READ = 200
@@ -118,3 +124,61 @@ def _convert_document(connection: Connection, document_id: str, policy: HistoryP
             previous = (content, stored)
         connection.execute(_SET_CONTENT, updates)
         after = rows[-1].version
+
+
+_HISTORY_ROWS = (
+    sa.select(
+        _versions.c.version,
+        *(
+            _versions.c[name]
+            for name in (
+                "content_version",
+                "content_chain",
+                "content_depth",
+                "content_bytes",
+                "content_checksum",
+                "content_kind",
+                "content_base",
+                "content_payload",
+            )
+        ),
+    )
+    .where(
+        _versions.c.document_id == sa.bindparam("match_id"),
+        _versions.c.version > sa.bindparam("after_version"),
+    )
+    .order_by(_versions.c.version)
+    .limit(ROWS_PER_READ)
+)
+_SET_COPY = (
+    sa.update(_versions)
+    .where(
+        _versions.c.document_id == sa.bindparam("match_id"),
+        _versions.c.version == sa.bindparam("match_version"),
+    )
+    .values(content=sa.bindparam("copy"))
+)
+
+
+def restore_full_copies(connection: Connection) -> None:
+    """The downgrade's data step: every version's content rebuilt into the `content` column
+    (on the migration's connection, in its one transaction)."""
+    ids = connection.execute(sa.select(_versions.c.document_id).distinct()).scalars().all()
+    for document_id in ids:
+        rebuild = Rebuild(document_id)
+        after = 0
+        while rows := connection.execute(
+            _HISTORY_ROWS, {"match_id": document_id, "after_version": after}
+        ).all():
+            copies = []
+            for row in rows:
+                rebuild.feed(row)
+                copies.append(
+                    {
+                        "match_id": document_id,
+                        "match_version": row.version,
+                        "copy": rebuild.content(row),
+                    }
+                )
+            connection.execute(_SET_COPY, copies)
+            after = rows[-1].version

@@ -9,7 +9,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["MIGRATIONS", "upgrade"]
+__all__ = ["MIGRATIONS", "downgrade", "upgrade"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -29,3 +29,9 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """
     async with engine.connect() as connection:
         await connection.run_sync(lambda sync: command.upgrade(_alembic_config(sync), revision))
+
+
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Take the schema back to `revision` (0002's downgrade rebuilds full copies)."""
+    async with engine.connect() as connection:
+        await connection.run_sync(lambda sync: command.downgrade(_alembic_config(sync), revision))

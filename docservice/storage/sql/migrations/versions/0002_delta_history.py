@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from docservice.storage.history import HistoryPolicy
-from docservice.storage.sql.convert import convert_history
+from docservice.storage.sql.convert import convert_history, restore_full_copies
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -62,4 +62,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("history in keyframes and deltas cannot be turned back into copies")
+    """Every version a full copy again (in one transaction: a downgrade is rare)."""
+    op.drop_index("ix_document_versions_holders", "document_versions")
+    with op.batch_alter_table("document_versions") as batch:
+        batch.add_column(sa.Column("content", sa.Text(), nullable=True))
+    restore_full_copies(op.get_bind())
+    with op.batch_alter_table("document_versions") as batch:
+        batch.alter_column("content", existing_type=sa.Text(), nullable=False)
+        for name in (*REQUIRED, *OPTIONAL):
+            batch.drop_column(name)
