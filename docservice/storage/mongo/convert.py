@@ -93,8 +93,9 @@ async def _convert_snapshots(
                 stored = first_content(content, version)
             else:
                 stored = next_content(previous[0], content, previous[1], version, policy)
+            fields = {name: value for name, value in stored.fields().items() if value is not None}
             await versions.update_one(
-                {"_id": record["_id"]}, {"$set": stored.fields(), "$unset": {"content": ""}}
+                {"_id": record["_id"]}, {"$set": fields, "$unset": {"content": ""}}
             )
             previous, newest = (content, stored.tip), (version, stored.tip)
         after = records[-1]["version"]

@@ -118,11 +118,12 @@ def stored_fields(document: Document, tip: Tip) -> dict[str, Any]:
 
 def version_fields(document: Document, stored: StoredHistory) -> dict[str, Any]:
     """The fields of the snapshot of `document`: its metadata, its content as `stored`."""
+    content = {name: value for name, value in stored.fields().items() if value is not None}
     return {
         "_id": version_id(document.id, document.version),
         "document_id": document.id,
         **_metadata(document),
-        **stored.fields(),
+        **content,  # a row that stores no content has no kind, base or payload at all
     }
 
 
