@@ -104,7 +104,7 @@ def methods() -> list[str]:
     import fast_diff_match_patch  # type: ignore[import-untyped]
     import zstandard
 
-    from docservice.storage.history import apply_delta, encode_delta
+    from docservice.storage.delta import apply_delta, encode_delta
 
     def ours(base: bytes, target: bytes) -> tuple[bytes, Callable[[], bytes]]:
         delta = encode_delta(base, target)

@@ -7,9 +7,9 @@ is described by the `content_*` fields of the same row or record:
   its predecessor's (a metadata-only update, a delete, a revert that leaves the content as it
   is) stores no content and points at the predecessor's holder.
 * A holder stores a payload of one `content_kind`: a keyframe (the whole text, zstd-compressed
-  when that is smaller) or a delta against `content_base`, the previous holder in its chain.
-  A delta is the common prefix and suffix lengths of the two texts' UTF-8 bytes and the bytes
-  between, zstd-compressed against the base's middle when that is smaller.
+  when that is smaller) or a delta against `content_base`, the previous holder in its chain
+  (delta.py: the common prefix and suffix lengths of the two texts' UTF-8 bytes and the bytes
+  between, zstd-compressed against the base's bytes between when that is smaller).
 * `content_chain` is the version of the keyframe the chain starts at, `content_depth` the
   number of deltas from it to this content (at most `HistoryPolicy.max_chain`, the K of the
   bound), `content_bytes` the payload bytes read from the keyframe up to here, and
@@ -42,6 +42,8 @@ from typing import Any
 
 import zstandard
 
+from docservice.storage.delta import COMPRESS_FROM, apply_delta, encode_delta
+
 __all__ = [
     "CONTENT_FIELDS",
     "KINDS",
@@ -51,8 +53,7 @@ __all__ = [
     "Rebuild",
     "StoredContent",
     "Tip",
-    "apply_delta",
-    "encode_delta",
+    "Tips",
     "first_content",
     "next_content",
     "repaired_content",
@@ -71,11 +72,6 @@ CONTENT_FIELDS = (
 )
 
 ZSTD_LEVEL = 3  # keyframes: written once per chain, read often
-# Deltas against the base's middle as a dictionary: level 1 loads the dictionary in half the
-# time of level 3, and finds the same long matches (BENCHMARKS.md has the figures).
-DELTA_ZSTD_LEVEL = 1
-# Below this many bytes zstd's frame header costs more than compression saves.
-COMPRESS_FROM = 64
 # When a delta is this small a fraction of the text, it beats any keyframe: skip computing one.
 SURE_DELTA_FRACTION = 8
 
@@ -129,6 +125,24 @@ class Tip:
             row.content_bytes,
             row.content_checksum,
         )
+
+
+class Tips:
+    """Tips of versions that writers just read, by (document id, version), for the write that
+    follows: a version's tip never changes, so a remembered one is as good as one read in the
+    write. Bounded: the oldest is dropped first."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._limit = limit
+        self._tips: dict[tuple[str, int], Tip] = {}
+
+    def remember(self, document_id: str, version: int, tip: Tip) -> None:
+        if len(self._tips) >= self._limit:
+            del self._tips[next(iter(self._tips))]
+        self._tips[(document_id, version)] = tip
+
+    def get(self, document_id: str, version: int) -> Tip | None:
+        return self._tips.get((document_id, version))
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,119 +229,6 @@ def _keyframe(data: bytes) -> tuple[ContentKind, bytes]:
         if len(compressed) < len(data):
             return ContentKind.KEYFRAME_ZSTD, compressed
     return ContentKind.KEYFRAME_RAW, data
-
-
-# -- deltas ----------------------------------------------------------------------------------
-
-RAW_MIDDLE, ZSTD_MIDDLE = 0, 1
-BLOCK = 2048
-
-
-def encode_delta(base: bytes, target: bytes) -> bytes:
-    """`target` as: the length of the prefix it shares with `base`, of the suffix, and the bytes
-    between (raw, or zstd with the base's bytes between as a raw-content dictionary)."""
-    prefix = _common_prefix(base, target)
-    suffix = _common_suffix(base, target, prefix)
-    middle = target[prefix : len(target) - suffix]
-    header = _varint(prefix) + _varint(suffix)
-    if len(middle) >= COMPRESS_FROM:
-        old_middle = base[prefix : len(base) - suffix]
-        compressed = _compressor(old_middle).compress(middle)
-        if len(compressed) < len(middle):
-            return header + bytes([ZSTD_MIDDLE]) + compressed
-    return header + bytes([RAW_MIDDLE]) + middle
-
-
-def apply_delta(base: bytearray, delta: bytes) -> None:
-    """Turn `base` into the target of `delta`, in place; ValueError if they do not fit."""
-    prefix, at = _read_varint(delta, 0)
-    suffix, at = _read_varint(delta, at)
-    if prefix + suffix > len(base) or at >= len(delta):
-        raise ValueError("delta does not fit its base")
-    method, body = delta[at], delta[at + 1 :]
-    end = len(base) - suffix
-    if method == RAW_MIDDLE:
-        middle = body
-    elif method == ZSTD_MIDDLE:
-        old_middle = bytes(base[prefix:end])
-        dictionary = _dictionary(old_middle)
-        decompressor = (
-            zstandard.ZstdDecompressor(dict_data=dictionary)
-            if dictionary is not None
-            else zstandard.ZstdDecompressor()
-        )
-        middle = decompressor.decompress(body)
-    else:
-        raise ValueError(f"unknown delta method {method}")
-    base[prefix:end] = middle
-
-
-def _dictionary(data: bytes) -> zstandard.ZstdCompressionDict | None:
-    if not data:
-        return None
-    return zstandard.ZstdCompressionDict(data, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
-
-
-def _compressor(old_middle: bytes) -> zstandard.ZstdCompressor:
-    dictionary = _dictionary(old_middle)
-    if dictionary is None:
-        return zstandard.ZstdCompressor(level=DELTA_ZSTD_LEVEL)
-    return zstandard.ZstdCompressor(level=DELTA_ZSTD_LEVEL, dict_data=dictionary)
-
-
-def _common_prefix(a: bytes, b: bytes) -> int:
-    """Compared a block at a time (memcmp), then narrowed down within the first differing one."""
-    limit = min(len(a), len(b))
-    i = 0
-    while i + BLOCK <= limit and a[i : i + BLOCK] == b[i : i + BLOCK]:
-        i += BLOCK
-    low, high = i, min(limit, i + BLOCK)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if a[i:middle] == b[i:middle]:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
-def _common_suffix(a: bytes, b: bytes, prefix: int) -> int:
-    """Like `_common_prefix` from the end, never overlapping the prefix."""
-    limit = min(len(a), len(b)) - prefix
-    la, lb = len(a), len(b)
-    i = 0
-    while i + BLOCK <= limit and a[la - i - BLOCK : la - i] == b[lb - i - BLOCK : lb - i]:
-        i += BLOCK
-    low, high = i, min(limit, i + BLOCK)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if a[la - middle : la - i] == b[lb - middle : lb - i]:
-            low = middle
-        else:
-            high = middle - 1
-    return low
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _read_varint(data: bytes, at: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if at >= len(data) or shift > 63:
-            raise ValueError("truncated delta")
-        byte = data[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, at
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -12,14 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from docservice.storage.delta import apply_delta, encode_delta
 from docservice.storage.history import (
     ContentKind,
     CorruptHistory,
     HistoryPolicy,
     Rebuild,
     StoredContent,
-    apply_delta,
-    encode_delta,
     first_content,
     next_content,
 )

@@ -51,6 +51,7 @@ from docservice.storage.history import (
     Rebuild,
     StoredContent,
     Tip,
+    Tips,
     first_content,
     next_content,
     repaired_content,
@@ -84,8 +85,6 @@ def is_transient(exc: BaseException) -> bool:
 # never to the public methods that combine them: a retry never runs inside another.
 _retry = retry_transient(is_transient)
 
-# Tips of versions recently read by writers, by (id, version): bounded, oldest dropped first.
-MAX_TIPS = 4096
 # A chain's holders are looked up by _id when its span has at most this many versions.
 MAX_SPAN_IDS = 256
 CHAIN_FIELDS = ["version", *CONTENT_FIELDS]
@@ -126,7 +125,7 @@ class MongoDocumentRepository(DocumentRepository):
         self._ready = False
         self._registering = asyncio.Lock()
         self._history = history or HistoryPolicy()
-        self._tips: dict[tuple[str, int], Tip] = {}
+        self._tips = Tips()
 
     async def migrate(self) -> None:
         """Register the models with Beanie, create the indexes, convert old history."""
@@ -153,9 +152,7 @@ class MongoDocumentRepository(DocumentRepository):
             return None
         document, tip = found
         if fresh and tip is not None:  # remembered for the write that follows
-            if len(self._tips) >= MAX_TIPS:
-                del self._tips[next(iter(self._tips))]
-            self._tips[(document_id, document.version)] = tip
+            self._tips.remember(document_id, document.version, tip)
         return document
 
     async def get_by_request_id(self, request_id: str) -> Document | None:
@@ -198,7 +195,7 @@ class MongoDocumentRepository(DocumentRepository):
     async def _tip(self, previous: Document) -> Tip | None:
         """The tip of `previous`'s version: remembered from the writer's read, else read again
         (None if the document is no longer at that version)."""
-        tip = self._tips.get((previous.id, previous.version))
+        tip = self._tips.get(previous.id, previous.version)
         if tip is not None:
             return tip
         found = await self._find_document(previous.id)

@@ -22,18 +22,14 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     Select,
-    and_,
     bindparam,
     delete,
     event,
     exists,
     func,
     insert,
-    null,
     select,
     tuple_,
-    type_coerce,
-    union_all,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -51,17 +47,18 @@ from docservice.core.model import (
 )
 from docservice.core.repository import DocumentRepository, ListQuery, Page, Snapshot
 from docservice.storage.history import (
-    CONTENT_FIELDS,
     HistoryPolicy,
     Rebuild,
     StoredContent,
     Tip,
+    Tips,
     first_content,
     next_content,
 )
 from docservice.storage.idempotency import create_once
 from docservice.storage.listing import equality_filters, page_of, rows_to_fetch
 from docservice.storage.retries import retry_transient
+from docservice.storage.sql.history import CHAIN_BELOW, FRESH_BY_ID, TIP, VERSION, tip_of
 from docservice.storage.sql.schema import document_tags, document_versions, documents
 
 __all__ = ["SqlDocumentRepository", "create_engine"]
@@ -145,83 +142,6 @@ _VERSIONS = (
     .order_by(document_versions.c.version)
     .limit(bindparam("page_limit"))
 )
-_held = document_versions.alias("held")
-_row = document_versions.alias("row")
-_V = document_versions.c
-
-
-def _of_the_row(column: str) -> Any:
-    """A field of the row named by the parameters, as a scalar subquery: evaluated once, so
-    the chain below is a range scan of the holders' index whatever the planner estimates."""
-    return (
-        select(_row.c[column])
-        .where(
-            _row.c.document_id == bindparam("match_id"),
-            _row.c.version == bindparam("match_version"),
-        )
-        .scalar_subquery()
-    )
-
-
-def _chain_below(columns: list[Any]) -> Select[Any]:
-    """The holders of a row's chain below it, from the keyframe up to the row's holder: what
-    rebuilds its content (at most K + 1 rows)."""
-    chain = _of_the_row("content_chain")
-    return select(*columns).where(
-        _held.c.document_id == bindparam("match_id"),
-        _held.c.version >= chain,
-        _held.c.version <= _of_the_row("content_version"),
-        _held.c.version < bindparam("match_version"),
-        _held.c.content_kind.is_not(None),
-        _held.c.content_chain == chain,
-    )
-
-
-# The rows that rebuild content carry only what a rebuild reads.
-_REBUILT_FROM = ("version", *CONTENT_FIELDS)
-_CHAIN_BELOW = _chain_below([_held.c[name] for name in _REBUILT_FROM])
-# Version n, then the rows that rebuild it (their other columns NULL), in one statement.
-_VERSION = union_all(
-    select(document_versions).where(
-        _V.document_id == bindparam("match_id"), _V.version == bindparam("match_version")
-    ),
-    _chain_below(
-        [
-            _held.c[c.name]
-            if c.name in _REBUILT_FROM
-            else type_coerce(null(), c.type).label(c.name)
-            for c in document_versions.columns
-        ]
-    ),
-)
-# The writer's fresh read: the document and the tip of its current version, in one statement.
-_TIP_COLUMNS = [
-    document_versions.c[name].label(f"tip_{name}")
-    for name in (
-        "content_version",
-        "content_chain",
-        "content_depth",
-        "content_bytes",
-        "content_checksum",
-    )
-]
-_FRESH_BY_ID = (
-    select(documents, *_TIP_COLUMNS)
-    .outerjoin(
-        document_versions,
-        and_(
-            document_versions.c.document_id == documents.c.id,
-            document_versions.c.version == documents.c.version,
-        ),
-    )
-    .where(documents.c.id == bindparam("match_id"))
-)
-_TIP = select(*_TIP_COLUMNS).where(
-    document_versions.c.document_id == bindparam("match_id"),
-    document_versions.c.version == bindparam("match_version"),
-)
-# Tips of versions recently read by writers, by (id, version): bounded, oldest dropped first.
-MAX_TIPS = 4096
 
 
 class SqlDocumentRepository(DocumentRepository):
@@ -231,7 +151,7 @@ class SqlDocumentRepository(DocumentRepository):
         # (no BEGIN before them, no ROLLBACK when the connection goes back to the pool).
         self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._history = history or HistoryPolicy()
-        self._tips: dict[tuple[str, int], Tip] = {}
+        self._tips = Tips()
 
     async def get(self, document_id: str, *, fresh: bool = False) -> Document | None:
         if fresh:
@@ -242,13 +162,11 @@ class SqlDocumentRepository(DocumentRepository):
     async def _fetch_fresh(self, document_id: str) -> Document | None:
         """The document, remembering its version's tip for the write that follows."""
         async with self._reader.connect() as conn:
-            row = (await conn.execute(_FRESH_BY_ID, {"match_id": document_id})).first()
+            row = (await conn.execute(FRESH_BY_ID, {"match_id": document_id})).first()
         if row is None:
             return None
         if row.tip_content_version is not None:
-            if len(self._tips) >= MAX_TIPS:
-                del self._tips[next(iter(self._tips))]
-            self._tips[(document_id, row.version)] = _tip(row)
+            self._tips.remember(document_id, row.version, tip_of(row))
         return _document(row, row.id, row.version)
 
     async def get_by_request_id(self, request_id: str) -> Document | None:
@@ -273,7 +191,7 @@ class SqlDocumentRepository(DocumentRepository):
 
     async def save(self, document: Document, previous: Document) -> bool:
         # Encoded before the transaction when the tip is known, so that no lock waits on it.
-        tip = self._tips.get((previous.id, previous.version))
+        tip = self._tips.get(previous.id, previous.version)
         planned = None if tip is None else self._next_content(document, previous, tip)
 
         async def change(conn: AsyncConnection) -> bool:
@@ -291,7 +209,7 @@ class SqlDocumentRepository(DocumentRepository):
             stored = planned
             if stored is None:
                 params = {"match_id": previous.id, "match_version": previous.version}
-                tip = _tip((await conn.execute(_TIP, params)).one())
+                tip = tip_of((await conn.execute(TIP, params)).one())
                 stored = self._next_content(document, previous, tip)
             await conn.execute(_INSERT_SNAPSHOT, _snapshot_values(document, stored))
             if document.tags != previous.tags:
@@ -348,7 +266,7 @@ class SqlDocumentRepository(DocumentRepository):
             before: list[Row[Any]] = []
             if rows and rows[0].content_chain < rows[0].version:
                 below = {"match_id": document_id, "match_version": rows[0].version}
-                before = sorted((await conn.execute(_CHAIN_BELOW, below)).all(), key=_version)
+                before = sorted((await conn.execute(CHAIN_BELOW, below)).all(), key=_version)
         return before, list(rows)
 
     async def version(self, document_id: str, version: int) -> Document | None:
@@ -362,7 +280,7 @@ class SqlDocumentRepository(DocumentRepository):
     async def _fetch_version(self, document_id: str, version: int) -> list[Row[Any]]:
         params = {"match_id": document_id, "match_version": version}
         async with self._reader.connect() as conn:
-            return sorted((await conn.execute(_VERSION, params)).all(), key=_version)
+            return sorted((await conn.execute(VERSION, params)).all(), key=_version)
 
     async def migrate(self) -> None:
         from docservice.storage.sql.migrate import upgrade
@@ -479,16 +397,6 @@ def _snapshot_values(document: Document, stored: StoredContent) -> dict[str, Any
 
 def _version(row: Row[Any]) -> int:
     return int(row.version)
-
-
-def _tip(row: Row[Any]) -> Tip:
-    return Tip(
-        row.tip_content_version,
-        row.tip_content_chain,
-        row.tip_content_depth,
-        row.tip_content_bytes,
-        row.tip_content_checksum,
-    )
 
 
 def _document(
