@@ -216,7 +216,9 @@ def repaired_content(content: str, version: int, tip: Tip) -> StoredContent:
     """The row of `version` that a crash lost, written again from the document's state
     (MongoDB's repair step). It has the tip the lost row was to have, and holds its content
     whole where the lost row held a delta: whichever of the two was written first, the row
-    rebuilds the same content in the same chain, so the next writer's delta finds its base."""
+    rebuilds the same content in the same chain, so the next writer's delta finds its base.
+    (Its `content_bytes` stays the plan's: a chain through a repaired row may read one
+    keyframe more than its byte budget says.)"""
     if tip.content_version != version:
         return StoredContent(tip)
     kind, payload = _keyframe(content.encode())

@@ -44,10 +44,15 @@ _versions = sa.table(
     sa.column("content_payload", sa.LargeBinary),
 )
 
+# In document order from where the last batch ended: one pass over the primary key in all.
 _UNCONVERTED = (
     sa.select(_versions.c.document_id)
-    .where(_versions.c.content_version.is_(None))
+    .where(
+        _versions.c.content_version.is_(None),
+        _versions.c.document_id > sa.bindparam("after_id"),
+    )
     .distinct()
+    .order_by(_versions.c.document_id)
     .limit(sa.bindparam("batch"))
 )
 _ROWS = (
@@ -94,15 +99,17 @@ def convert_history(
 
     `after_batch` is told the running count after each commit (tests interrupt there).
     """
-    converted = 0
+    converted, after_id = 0, ""
     while True:
         with engine.begin() as connection:
-            ids = connection.execute(_UNCONVERTED, {"batch": batch}).scalars().all()
+            params = {"batch": batch, "after_id": after_id}
+            ids = connection.execute(_UNCONVERTED, params).scalars().all()
             for document_id in ids:
                 _convert_document(connection, document_id, policy)
         if not ids:
             return converted
         converted += len(ids)
+        after_id = ids[-1]
         if after_batch is not None:
             after_batch(converted)
 
