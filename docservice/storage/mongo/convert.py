@@ -41,18 +41,20 @@ async def convert_history(
     if await migrations.find_one({"_id": MARKER}) is not None:
         return 0
     documents, versions = database["documents"], database["document_versions"]
-    converted = 0
-    while True:
+    converted, after_id = 0, ""
+    while True:  # in _id order from where the last batch ended: one pass in all
         batch = (
             await documents.find(
-                {"content_version": {"$exists": False}},
+                {"content_version": {"$exists": False}, "_id": {"$gt": after_id}},
                 projection={"_id": 1, "version": 1, "content": 1},
             )
+            .sort("_id", 1)
             .limit(BATCH)
             .to_list()
         )
         if not batch:
             break
+        after_id = batch[-1]["_id"]
         for record in batch:
             newest = await _convert_snapshots(versions, record["_id"], policy)
             if newest is not None and newest[0] == record["version"]:
