@@ -44,11 +44,15 @@ fmt: $(STAMP)
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
 
+# The last revision that stores every version whole: the base of the storage comparison.
+STORAGE_BASE ?= 3e2f4a7
+
 # The benchmark matrix -> BENCHMARKS.md + benchmarks.png (no timed assertions live in tests).
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.matrix
 	$(BIN)/python -m bench.scaling
+	$(BIN)/python -m bench.storage --base $(STORAGE_BASE)
 
 # The whole stack in containers (needs a Docker engine).
 up:

@@ -42,15 +42,18 @@ def make_repository(settings: Settings) -> DocumentRepository:
 
     Nothing connects until it is first used.
     """
+    from docservice.storage.history import HistoryPolicy
+
     repository: DocumentRepository
+    history = HistoryPolicy(max_chain=settings.history_max_chain)
     if settings.db_type in (DbType.SQLITE, DbType.POSTGRES):
         from docservice.storage.sql.repository import SqlDocumentRepository, create_engine
 
-        repository = SqlDocumentRepository(create_engine(settings.database_url))
+        repository = SqlDocumentRepository(create_engine(settings.database_url), history)
     else:
         from docservice.storage.mongo.repository import MongoDocumentRepository
 
-        repository = MongoDocumentRepository(settings.mongo_url, settings.mongo_db)
+        repository = MongoDocumentRepository(settings.mongo_url, settings.mongo_db, history)
     if not settings.redis_url:
         return repository
     from docservice.storage.cache.breaker import CircuitBreaker

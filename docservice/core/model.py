@@ -57,13 +57,15 @@ def stored_document(
     created_at: str,
     updated_at: str,
     deleted_at: str,
+    content: str | None = None,
 ) -> Document:
     """The message for a stored state: `record` has the editable fields as attributes (a SQL
-    row, a Beanie model); timestamps come as RFC 3339 strings, deleted_at "" when live."""
+    row, a Beanie model); timestamps come as RFC 3339 strings, deleted_at "" when live.
+    `content` is given for a version row, which stores its content apart (storage/history.py)."""
     return Document(
         id=document_id,
         title=record.title,
-        content=record.content,
+        content=record.content if content is None else content,
         status=DocumentStatus(record.status),
         author=record.author,
         tags=list(record.tags),

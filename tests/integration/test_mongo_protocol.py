@@ -13,6 +13,7 @@ import pytest
 
 from docservice._proto.document import Document
 from docservice.core.model import etag_for, format_timestamp, utc_now
+from docservice.storage.history import HistoryPolicy, next_content
 from docservice.storage.mongo.models import VersionRecord
 from docservice.storage.mongo.repository import MongoDocumentRepository
 
@@ -55,6 +56,18 @@ def _next(current: Document, content: str) -> Document:
     )
 
 
+async def _compare_and_set_only(
+    repository: MongoDocumentRepository, document: Document, previous: Document
+) -> bool:
+    """Step 2 of the protocol alone, as a writer that crashed right after it."""
+    tip = await repository._tip(previous)
+    assert tip is not None
+    stored = next_content(
+        previous.content, document.content, tip, document.version, HistoryPolicy()
+    )
+    return await repository._compare_and_set(document, stored.tip, previous.version)
+
+
 async def _stored_versions(document_id: str) -> list[int]:
     records = await VersionRecord.find(VersionRecord.document_id == document_id).to_list()
     return sorted(r.version for r in records)
@@ -90,7 +103,7 @@ async def test_crash_between_compare_and_set_and_snapshot_is_repaired(
 ) -> None:
     document = await _create(repository)
     crashed = _next(document, "written, then the process died")
-    assert await repository._compare_and_set(crashed, document.version)  # step 2 only
+    assert await _compare_and_set_only(repository, crashed, document)
     assert await _stored_versions(document.id) == [1]
 
     # A reader of the history sees the newest version anyway, and writes it down.
@@ -104,7 +117,7 @@ async def test_crash_between_compare_and_set_and_snapshot_is_repaired(
     current = await repository.get(document.id, fresh=True)
     assert current is not None
     again = _next(current, "crashed again")
-    assert await repository._compare_and_set(again, current.version)
+    assert await _compare_and_set_only(repository, again, current)
     latest = await repository.get(document.id, fresh=True)
     assert latest is not None
     assert await repository.save(_next(latest, "next writer"), latest)

@@ -1,8 +1,9 @@
 """The Beanie models of the Mongo backend, their indexes, and how a Document maps onto them.
 
-`documents` holds the current state (`_id` = the UUID string, `version` an int);
-`document_versions` holds append-only snapshots (`_id` = "{id}:{version}", unique on
-(document_id, version)).
+`documents` holds the current state (`_id` = the UUID string, `version` an int) with the tip of
+its version's content; `document_versions` holds append-only snapshots (`_id` =
+"{id}:{version}", unique on (document_id, version)): the metadata whole, the content as a
+keyframe, a delta or a reference (the `content_*` fields of docservice/storage/history.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from docservice._proto.document import Document
 from docservice.core.model import editable_values, parse_timestamp, stored_document
+from docservice.storage.history import StoredContent as StoredHistory
+from docservice.storage.history import Tip
 
 __all__ = [
     "DocumentRecord",
@@ -24,6 +27,8 @@ __all__ = [
     "document_of",
     "microseconds",
     "stored_fields",
+    "tip_of",
+    "version_fields",
     "version_id",
 ]
 
@@ -36,7 +41,6 @@ class StoredContent(BaseModel):
 
     version: int
     title: str
-    content: str
     status: int
     author: str
     tags: list[str]
@@ -56,6 +60,14 @@ class StoredContent(BaseModel):
 class DocumentRecord(BeanieDocument, StoredContent):
     id: str = Field(alias="_id")  # type: ignore[assignment]
     request_id: str | None = None
+    content: str
+    # The tip of this version's content (history.Tip): the next writer's delta starts there.
+    # None only on documents written before the history migration, which sets it.
+    content_version: int | None = None
+    content_chain: int | None = None
+    content_depth: int | None = None
+    content_bytes: int | None = None
+    content_checksum: int | None = None
 
     class Settings:
         name = "documents"
@@ -74,6 +86,14 @@ class DocumentRecord(BeanieDocument, StoredContent):
 class VersionRecord(BeanieDocument, StoredContent):
     id: str = Field(alias="_id")  # type: ignore[assignment]
     document_id: str
+    content_version: int
+    content_chain: int
+    content_depth: int
+    content_bytes: int
+    content_checksum: int
+    content_kind: int | None = None
+    content_base: int | None = None
+    content_payload: bytes | None = None
 
     class Settings:
         name = "document_versions"
@@ -91,11 +111,28 @@ def version_id(document_id: str, version: int) -> str:
     return f"{document_id}:{version}"
 
 
-def stored_fields(document: Document) -> dict[str, Any]:
-    """The `StoredContent` fields of `document`, as both records store them."""
+def stored_fields(document: Document, tip: Tip) -> dict[str, Any]:
+    """The fields of `document`'s record: its state and the tip of its version's content."""
+    return {**_metadata(document), "content": document.content, **_tip_fields(tip)}
+
+
+def version_fields(document: Document, stored: StoredHistory) -> dict[str, Any]:
+    """The fields of the snapshot of `document`: its metadata, its content as `stored`."""
+    content = {name: value for name, value in stored.fields().items() if value is not None}
+    return {
+        "_id": version_id(document.id, document.version),
+        "document_id": document.id,
+        **_metadata(document),
+        **content,  # a row that stores no content has no kind, base or payload at all
+    }
+
+
+def _metadata(document: Document) -> dict[str, Any]:
+    values = editable_values(document)
+    del values["content"]
     return {
         "version": document.version,
-        **editable_values(document),
+        **values,
         "created_at": document.created_at,
         "updated_at": document.updated_at,
         "updated_us": microseconds(document.updated_at),
@@ -104,7 +141,25 @@ def stored_fields(document: Document) -> dict[str, Any]:
     }
 
 
-def document_of(record: StoredContent, document_id: str) -> Document:
+def _tip_fields(tip: Tip) -> dict[str, int]:
+    return {
+        "content_version": tip.content_version,
+        "content_chain": tip.content_chain,
+        "content_depth": tip.content_depth,
+        "content_bytes": tip.content_bytes,
+        "content_checksum": tip.content_checksum,
+    }
+
+
+def tip_of(record: DocumentRecord) -> Tip | None:
+    """The tip a document record carries (None before the history migration)."""
+    if record.content_version is None:
+        return None
+    return Tip.of(record)
+
+
+def document_of(record: StoredContent, document_id: str, content: str | None = None) -> Document:
+    """The Document of a record; a snapshot's `content` is rebuilt apart (history.Rebuild)."""
     return stored_document(
         document_id,
         record.version,
@@ -112,4 +167,5 @@ def document_of(record: StoredContent, document_id: str) -> Document:
         created_at=record.created_at,
         updated_at=record.updated_at,
         deleted_at=record.deleted_at or "",
+        content=content,
     )

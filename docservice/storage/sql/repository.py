@@ -7,6 +7,11 @@ so; the service reads again and retries. Reads never touch the history table unl
 
 Each read and each transaction is one unit of work (units.py): a call cancelled at any await
 gives its connection back, and a write cancelled before its COMMIT is rolled back.
+
+Version content is stored as keyframes and deltas (docservice/storage/history.py). The delta
+base is the previous version's content, which the writer has in hand, and where that content
+sits in its chain (its `Tip`) comes with the writer's fresh read of the document, or is read in
+the write transaction: a version's tip never changes, so either is as good.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.expression import Executable
 
 from docservice._proto.document import Document
 from docservice.core.errors import Unavailable
@@ -44,9 +50,19 @@ from docservice.core.model import (
     stored_document,
 )
 from docservice.core.repository import DocumentRepository, ListQuery, Page, Snapshot
+from docservice.storage.history import (
+    HistoryPolicy,
+    Rebuild,
+    StoredContent,
+    Tip,
+    Tips,
+    first_content,
+    next_content,
+)
 from docservice.storage.idempotency import create_once
 from docservice.storage.listing import equality_filters, page_of, rows_to_fetch
 from docservice.storage.retries import retry_transient
+from docservice.storage.sql.history import CHAIN_BELOW, FRESH_BY_ID, TIP, VERSION, tip_of
 from docservice.storage.sql.schema import document_tags, document_versions, documents
 from docservice.storage.sql.units import Unit, Units
 
@@ -134,22 +150,32 @@ _VERSIONS = (
     .order_by(document_versions.c.version)
     .limit(bindparam("page_limit"))
 )
-_VERSION = select(document_versions).where(
-    document_versions.c.document_id == bindparam("match_id"),
-    document_versions.c.version == bindparam("match_version"),
-)
 
 
 class SqlDocumentRepository(DocumentRepository):
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, history: HistoryPolicy | None = None) -> None:
         self._engine = engine
         # Reads are single statements: in autocommit they cost one round trip, not three
         # (no BEGIN before them, no ROLLBACK when the connection goes back to the pool).
         self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._units = Units(engine)  # each checkout to give-back in a task of its own
+        self._history = history or HistoryPolicy()
+        self._tips = Tips()
 
     async def get(self, document_id: str, *, fresh: bool = False) -> Document | None:
+        if fresh:
+            return await self._fetch_fresh(document_id)
         return await self._fetch_document(_BY_ID, {"match_id": document_id})
+
+    @_retry
+    async def _fetch_fresh(self, document_id: str) -> Document | None:
+        """The document, remembering its version's tip for the write that follows."""
+        row = await self._read(lambda conn: _first(conn, FRESH_BY_ID, {"match_id": document_id}))
+        if row is None:
+            return None
+        if row.tip_content_version is not None:
+            self._tips.remember(document_id, row.version, tip_of(row))
+        return _document(row, row.id, row.version)
 
     async def get_by_request_id(self, request_id: str) -> Document | None:
         return await self._fetch_document(_BY_REQUEST_ID, {"match_request_id": request_id})
@@ -171,6 +197,10 @@ class SqlDocumentRepository(DocumentRepository):
         )
 
     async def save(self, document: Document, previous: Document) -> bool:
+        # Encoded before the transaction when the tip is known, so that no lock waits on it.
+        tip = self._tips.get(previous.id, previous.version)
+        planned = None if tip is None else self._next_content(document, previous, tip)
+
         async def change(conn: AsyncConnection) -> bool:
             result = await conn.execute(
                 _COMPARE_AND_SET,
@@ -183,7 +213,12 @@ class SqlDocumentRepository(DocumentRepository):
             )
             if result.rowcount != 1:
                 return False
-            await conn.execute(_INSERT_SNAPSHOT, _snapshot_values(document))
+            stored = planned
+            if stored is None:
+                params = {"match_id": previous.id, "match_version": previous.version}
+                tip = tip_of((await conn.execute(TIP, params)).one())
+                stored = self._next_content(document, previous, tip)
+            await conn.execute(_INSERT_SNAPSHOT, _snapshot_values(document, stored))
             if document.tags != previous.tags:
                 await conn.execute(
                     delete(document_tags).where(document_tags.c.document_id == document.id)
@@ -192,6 +227,11 @@ class SqlDocumentRepository(DocumentRepository):
             return True
 
         return await self._write(change)
+
+    def _next_content(self, document: Document, previous: Document, tip: Tip) -> StoredContent:
+        return next_content(
+            previous.content, document.content, tip, document.version, self._history
+        )
 
     @_retry
     async def list_page(self, query: ListQuery) -> Page:
@@ -213,17 +253,47 @@ class SqlDocumentRepository(DocumentRepository):
         rows, total = await self._read(page)
         return page_of(rows, query, total, lambda row: _document(row, row.id, row.version))
 
-    @_retry
     async def versions(self, document_id: str, after_version: int, limit: int) -> list[Snapshot]:
-        params = {"match_id": document_id, "after_version": after_version, "page_limit": limit}
-        rows = await self._read(lambda conn: _all(conn, _VERSIONS, params))
-        return [Snapshot.of(_document(row, document_id, row.version)) for row in rows]
+        before, rows = await self._fetch_versions(document_id, after_version, limit)
+        rebuild = Rebuild(document_id)
+        for row in before:
+            rebuild.feed(row)
+        snapshots = []
+        for row in rows:
+            rebuild.feed(row)
+            document = _document(row, document_id, row.version, rebuild.content(row))
+            snapshots.append(Snapshot.of(document))
+        return snapshots
 
     @_retry
+    async def _fetch_versions(
+        self, document_id: str, after_version: int, limit: int
+    ) -> tuple[list[Row[Any]], list[Row[Any]]]:
+        """A page of rows, and the holders of its first row's chain that come before it."""
+        params = {"match_id": document_id, "after_version": after_version, "page_limit": limit}
+
+        async def fetch(conn: AsyncConnection) -> tuple[list[Row[Any]], list[Row[Any]]]:
+            rows = list((await conn.execute(_VERSIONS, params)).all())
+            before: list[Row[Any]] = []
+            if rows and rows[0].content_chain < rows[0].version:
+                below = {"match_id": document_id, "match_version": rows[0].version}
+                before = sorted((await conn.execute(CHAIN_BELOW, below)).all(), key=_version)
+            return before, rows
+
+        return await self._read(fetch)
+
     async def version(self, document_id: str, version: int) -> Document | None:
+        rows = await self._fetch_version(document_id, version)
+        if not rows:
+            return None
+        content = Rebuild(document_id).contents(rows, version)
+        return _document(rows[-1], document_id, version, content)
+
+    @_retry
+    async def _fetch_version(self, document_id: str, version: int) -> list[Row[Any]]:
         params = {"match_id": document_id, "match_version": version}
-        row = await self._read(lambda conn: _first(conn, _VERSION, params))
-        return None if row is None else _document(row, document_id, version)
+        rows = await self._read(lambda conn: _all(conn, VERSION, params))
+        return sorted(rows, key=_version)
 
     async def migrate(self) -> None:
         from docservice.storage.sql.migrate import upgrade
@@ -278,7 +348,8 @@ class SqlDocumentRepository(DocumentRepository):
                 **_content_values(document),
             },
         )
-        await conn.execute(_INSERT_SNAPSHOT, _snapshot_values(document))
+        stored = first_content(document.content, document.version)
+        await conn.execute(_INSERT_SNAPSHOT, _snapshot_values(document, stored))
         await _insert_tags(conn, document)
         return True
 
@@ -308,7 +379,7 @@ async def _first(conn: AsyncConnection, statement: Select[Any], params: dict[str
 
 
 async def _all(
-    conn: AsyncConnection, statement: Select[Any], params: dict[str, Any]
+    conn: AsyncConnection, statement: Executable, params: dict[str, Any]
 ) -> list[Row[Any]]:
     return list((await conn.execute(statement, params)).all())
 
@@ -344,11 +415,24 @@ def _content_values(document: Document) -> dict[str, Any]:
     }
 
 
-def _snapshot_values(document: Document) -> dict[str, Any]:
-    return {"document_id": document.id, "version": document.version, **_content_values(document)}
+def _snapshot_values(document: Document, stored: StoredContent) -> dict[str, Any]:
+    values = _content_values(document)
+    del values["content"]
+    return {
+        "document_id": document.id,
+        "version": document.version,
+        **values,
+        **stored.fields(),
+    }
 
 
-def _document(row: Row[Any], document_id: str, version: int) -> Document:
+def _version(row: Row[Any]) -> int:
+    return int(row.version)
+
+
+def _document(
+    row: Row[Any], document_id: str, version: int, content: str | None = None
+) -> Document:
     return stored_document(
         document_id,
         version,
@@ -356,4 +440,5 @@ def _document(row: Row[Any], document_id: str, version: int) -> Document:
         created_at=format_timestamp(row.created_at),
         updated_at=format_timestamp(row.updated_at),
         deleted_at=format_timestamp(row.deleted_at) if row.deleted_at is not None else "",
+        content=content,
     )

@@ -16,6 +16,8 @@ from sqlalchemy import (
     Dialect,
     ForeignKey,
     Index,
+    Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -48,11 +50,24 @@ class UtcDateTime(TypeDecorator[datetime]):
 metadata = MetaData()
 
 
+def _history_columns() -> list[Column[object]]:
+    """How a version's content is stored: keyframe, delta or a reference (storage/history.py)."""
+    return [
+        Column("content_version", BigInteger, nullable=False),
+        Column("content_chain", BigInteger, nullable=False),
+        Column("content_depth", Integer, nullable=False),
+        Column("content_bytes", BigInteger, nullable=False),
+        Column("content_checksum", BigInteger, nullable=False),
+        Column("content_kind", SmallInteger, nullable=True),
+        Column("content_base", BigInteger, nullable=True),
+        Column("content_payload", LargeBinary, nullable=True),
+    ]
+
+
 def _content_columns() -> list[Column[object]]:
     """The columns a document and each of its version snapshots both have."""
     return [
         Column("title", Text, nullable=False),
-        Column("content", Text, nullable=False),
         Column("status", SmallInteger, nullable=False),
         Column("author", Text, nullable=False),
         Column("tags", JSON, nullable=False),
@@ -70,6 +85,7 @@ documents = Table(
     Column("id", String(36), primary_key=True),
     Column("version", BigInteger, nullable=False),
     Column("request_id", String(128), nullable=True, unique=True),
+    Column("content", Text, nullable=False),
     *_content_columns(),
 )
 # The list order (updated_at DESC, id DESC) for live documents, for everything, and per filter.
@@ -91,6 +107,15 @@ document_versions = Table(
     Column("document_id", String(36), ForeignKey("documents.id"), primary_key=True),
     Column("version", BigInteger, primary_key=True),
     *_content_columns(),
+    *_history_columns(),
+)
+# The rows that hold content (keyframes and deltas), for reading a chain past the rows between.
+Index(
+    "ix_document_versions_holders",
+    document_versions.c.document_id,
+    document_versions.c.version,
+    postgresql_where=document_versions.c.content_kind.is_not(None),
+    sqlite_where=document_versions.c.content_kind.is_not(None),
 )
 
 # One row per (document, tag) so that the tag filter is an index lookup on both dialects.

@@ -25,7 +25,7 @@ def run_with(connection: Connection) -> None:
 
 async def run_standalone() -> None:
     engine = create_engine(Settings().database_url)
-    async with engine.begin() as connection:
+    async with engine.connect() as connection:  # Alembic owns the transactions (see migrate.py)
         await connection.run_sync(run_with)
     await engine.dispose()
 

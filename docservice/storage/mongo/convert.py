@@ -1,0 +1,120 @@
+"""The MongoDB migration step to the delta history format: full-copy snapshots (a `content`
+field) to keyframes and deltas (docservice/storage/history.py).
+
+Resumable without transactions. Snapshots are converted one at a time, in version order, each
+with one update (its new fields set, `content` unset), so each is either a full copy or
+converted. A document is done when its record carries a tip, set last; an interrupted run leaves
+documents without one, and the next run converts their remaining snapshots, starting a new chain
+(a keyframe) at the first of them. A marker in `docservice_migrations` records that every
+document is done, so that later starts cost one lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from docservice.storage.history import HistoryPolicy, Tip, first_content, next_content
+
+__all__ = ["MARKER", "convert_history"]
+
+MARKER = "history-deltas"
+BATCH = 100
+
+Collection = AsyncCollection[dict[str, Any]]
+
+
+async def convert_history(
+    database: AsyncDatabase[dict[str, Any]],
+    policy: HistoryPolicy,
+    *,
+    after_document: Callable[[int], None] | None = None,
+) -> int:
+    """Convert every document not yet converted; returns how many were.
+
+    `after_document` is told the running count after each document (tests interrupt there).
+    """
+    migrations = database["docservice_migrations"]
+    if await migrations.find_one({"_id": MARKER}) is not None:
+        return 0
+    documents, versions = database["documents"], database["document_versions"]
+    converted, after_id = 0, ""
+    while True:  # in _id order from where the last batch ended: one pass in all
+        batch = (
+            await documents.find(
+                {"content_version": {"$exists": False}, "_id": {"$gt": after_id}},
+                projection={"_id": 1, "version": 1, "content": 1},
+            )
+            .sort("_id", 1)
+            .limit(BATCH)
+            .to_list()
+        )
+        if not batch:
+            break
+        after_id = batch[-1]["_id"]
+        for record in batch:
+            newest = await _convert_snapshots(versions, record["_id"], policy)
+            if newest is not None and newest[0] == record["version"]:
+                tip = newest[1]
+            else:  # its newest snapshot was lost in a crash: the next writer repairs it
+                tip = first_content(record["content"], record["version"]).tip
+            await documents.update_one({"_id": record["_id"]}, {"$set": _tip_fields(tip)})
+            converted += 1
+            if after_document is not None:
+                after_document(converted)
+    await migrations.update_one({"_id": MARKER}, {"$set": {"done": True}}, upsert=True)
+    return converted
+
+
+async def _convert_snapshots(
+    versions: Collection, document_id: str, policy: HistoryPolicy
+) -> tuple[int, Tip] | None:
+    """Convert the full-copy snapshots of one document; the version and tip of its newest."""
+    previous: tuple[str, Tip] | None = None
+    newest: tuple[int, Tip] | None = None
+    after = 0
+    while True:
+        records = (
+            await versions.find({"document_id": document_id, "version": {"$gt": after}})
+            .sort("version", 1)
+            .limit(BATCH)
+            .to_list()
+        )
+        if not records:
+            return newest
+        for record in records:
+            version = record["version"]
+            if "content" not in record:  # converted by an interrupted run
+                previous, newest = None, (version, Tip.of(_Fields(record)))
+                continue
+            content = record["content"]
+            if previous is None:
+                stored = first_content(content, version)
+            else:
+                stored = next_content(previous[0], content, previous[1], version, policy)
+            fields = {name: value for name, value in stored.fields().items() if value is not None}
+            await versions.update_one(
+                {"_id": record["_id"]}, {"$set": fields, "$unset": {"content": ""}}
+            )
+            previous, newest = (content, stored.tip), (version, stored.tip)
+        after = records[-1]["version"]
+
+
+class _Fields:
+    """Attribute access to a raw record's fields, for `Tip.of`."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.__dict__.update(record)
+
+
+def _tip_fields(tip: Tip) -> dict[str, int]:
+    return {
+        "content_version": tip.content_version,
+        "content_chain": tip.content_chain,
+        "content_depth": tip.content_depth,
+        "content_bytes": tip.content_bytes,
+        "content_checksum": tip.content_checksum,
+    }
