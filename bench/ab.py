@@ -19,6 +19,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import asyncpg
+from sqlalchemy.engine import make_url
+
 from bench.load import Result, prepare, run_load
 from bench.matrix import ROOT, _pin, docservice
 from tests.support.servers import PostgresServer, RedisServer
@@ -54,16 +57,18 @@ def main(args: argparse.Namespace) -> None:
         data = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         backend, _, cache = args.backend.partition("+")
         env = {"DB_TYPE": backend}
-        env["DATABASE_URL"] = (
-            postgres.url if backend == "postgres" else f"sqlite+aiosqlite:///{data}/ab.db"
-        )
         if cache:
             env["REDIS_URL"] = redis.url
         targets: dict[str, str] = {}
         pids: dict[str, list[int]] = {}
         for name, spec in (("base", args.base), ("candidate", args.candidate)):
             tree = stack.enter_context(source_tree(spec))
-            prefix = {"CACHE_KEY_PREFIX": f"ab-{name}:"}
+            # A database each: the two trees may migrate the schema differently.
+            if backend == "postgres":
+                database_url = asyncio.run(_create_database(postgres.url, f"ab_{name}"))
+            else:
+                database_url = f"sqlite+aiosqlite:///{data}/ab-{name}.db"
+            prefix = {"CACHE_KEY_PREFIX": f"ab-{name}:", "DATABASE_URL": database_url}
             pids[name] = []
             targets[name] = stack.enter_context(
                 docservice({**env, **prefix}, 1, cwd=tree, pids=pids[name])
@@ -87,6 +92,17 @@ def main(args: argparse.Namespace) -> None:
     base_cpu = cpu["base"] / max(1, base.calls)
     candidate_cpu = cpu["candidate"] / max(1, candidate.calls)
     print(f", {candidate_cpu / base_cpu:.2f}x server CPU per call" if base_cpu else "")
+
+
+async def _create_database(url: str, name: str) -> str:
+    """A new database on the server of `url`; its SQLAlchemy URL."""
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return make_url(url).set(database=name).render_as_string(False)
 
 
 def _cpu_seconds(pid: int) -> float:
