@@ -113,6 +113,21 @@ def _by_version(record: ChainRecord) -> int:
     return record.version
 
 
+def _holders(window: list[ChainRecord], record: VersionRecord) -> list[ChainRecord]:
+    """The rows of `window` that hold `record`'s chain below it (what `_find_chain` asks)."""
+    last = min(record.content_version, record.version - 1)
+    return sorted(
+        (
+            r
+            for r in window
+            if r.content_chain == record.content_chain
+            and r.version <= last
+            and r.content_kind in KINDS
+        ),
+        key=_by_version,
+    )
+
+
 class MongoDocumentRepository(DocumentRepository):
     def __init__(self, url: str, database: str, history: HistoryPolicy | None = None) -> None:
         self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
@@ -232,11 +247,18 @@ class MongoDocumentRepository(DocumentRepository):
 
     async def version(self, document_id: str, version: int) -> Document | None:
         await self._ensure_ready()
-        record = await self._find_version(document_id, version)
+        # One round trip for the version and, speculatively, the K + 1 versions below it: the
+        # rows that rebuild it are among those unless metadata-only versions stretch its chain
+        # further back, and only then does a second lookup fetch the chain.
+        first = max(1, version - self._history.max_chain - 1)
+        record, window = await self._find_window(document_id, first, version)
         if record is not None:
             rows: list[ChainRecord] = []
             if record.content_kind is None or record.content_chain < record.version:
-                rows = await self._find_chain(document_id, record, below=record.version)
+                if record.content_chain >= first:
+                    rows = _holders(window, record)
+                else:
+                    rows = await self._find_chain(document_id, record, below=record.version)
             content = Rebuild(document_id).contents([*rows, record], version)
             return document_of(record, document_id, content)
         found = await self._find_document(document_id)  # the newest may await its repair
@@ -321,8 +343,21 @@ class MongoDocumentRepository(DocumentRepository):
         return sorted((ChainRecord(r) for r in await cursor.to_list()), key=_by_version)
 
     @_retry
-    async def _find_version(self, document_id: str, version: int) -> VersionRecord | None:
-        return await VersionRecord.get(version_id(document_id, version))
+    async def _find_window(
+        self, document_id: str, first: int, version: int
+    ) -> tuple[VersionRecord | None, list[ChainRecord]]:
+        """Version `version` whole, and versions `first` to `version - 1` as chain rows."""
+        # By `_id` only, whole rows: a filter on `$or` or on the content fields makes
+        # nx-27017 (the test server) scan the collection, some 60x slower.
+        ids = [version_id(document_id, v) for v in range(first, version + 1)]
+        cursor = VersionRecord.get_pymongo_collection().find({"_id": {"$in": ids}})
+        record, window = None, []
+        for raw in await cursor.to_list():
+            if raw["version"] == version:
+                record = VersionRecord.model_validate(raw)
+            else:
+                window.append(ChainRecord(raw))
+        return record, window
 
     @_retry
     async def _insert_document(self, record: DocumentRecord) -> None:
