@@ -34,7 +34,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
 from docservice._proto.document import (
-    CreateDocumentRequest,
     Document,
     DocumentServiceStub,
     GetDocumentRequest,
@@ -141,20 +140,6 @@ def _database_descriptors(database: Path) -> int:
     return count
 
 
-async def _create(
-    ledger: Ledger, stub: DocumentServiceStub, author: str, deadline: float
-) -> Document | None:
-    content = f"c-{uuid.uuid4().hex}"
-    ledger.sent.add(content)
-    request = CreateDocumentRequest(title="abandoned", author=author, content=content)
-    document: Document | None = await ledger.call(
-        lambda: stub.create_document(request, timeout=deadline)
-    )
-    if document is not None:
-        ledger.acknowledge(document)
-    return document
-
-
 async def _burst(
     ledger: Ledger, stub: DocumentServiceStub, ids: list[str], author: str, rng: random.Random
 ) -> None:
@@ -163,7 +148,7 @@ async def _burst(
     for _ in range(CALLS_PER_BURST):
         deadline = rng.choice(DEADLINES)
         if rng.random() < 0.3:
-            calls.append(_create(ledger, stub, author, deadline))
+            calls.append(create(ledger, stub, author, deadline))
         else:
             calls.append(update(ledger, stub, rng.choice(ids), deadline))
     await asyncio.gather(*calls)

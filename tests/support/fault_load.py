@@ -127,14 +127,16 @@ async def write_load(
     )
 
 
-async def create(ledger: Ledger, stub: DocumentServiceStub, author: str) -> Document | None:
+async def create(
+    ledger: Ledger, stub: DocumentServiceStub, author: str, deadline: float = DEADLINE
+) -> Document | None:
     """CreateDocument with a new unique content; the document, or None if it failed."""
     ledger.authors.add(author)
     content = f"c-{uuid.uuid4().hex}"
     ledger.sent.add(content)
     request = CreateDocumentRequest(title="fault", author=author, content=content)
     document: Document | None = await ledger.call(
-        lambda: stub.create_document(request, timeout=DEADLINE)
+        lambda: stub.create_document(request, timeout=deadline)
     )
     if document is not None:
         ledger.acknowledge(document)
