@@ -30,7 +30,6 @@ from typing import Any
 import asyncpg
 import pytest
 from grpclib.client import Channel
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
 from docservice._proto.document import (
@@ -41,7 +40,7 @@ from docservice._proto.document import (
 from docservice.app import App
 from docservice.storage.sql.repository import SqlDocumentRepository
 from tests.support.apps import running_app
-from tests.support.backends import backend_settings
+from tests.support.backends import backend_settings, postgres_dsn, scratch_database
 from tests.support.fault_load import DEADLINE, Ledger, check_ledger, create, summary, update
 
 BURSTS = 12
@@ -261,21 +260,13 @@ async def test_sqlite_write_abandoned_before_its_commit_is_rolled_back(
 async def own_postgres_database(postgres_url: str) -> AsyncIterator[str]:
     """A database of this test's own in the session's PostgreSQL, so that its backends can be
     counted."""
-    name = f"abandoned_{uuid.uuid4().hex[:8]}"
-    dsn = make_url(postgres_url).set(drivername="postgresql").render_as_string(False)
-    admin = await asyncpg.connect(dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield make_url(postgres_url).set(database=name).render_as_string(False)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_database(postgres_url, "abandoned") as url:
+        yield url
 
 
 async def _backends(url: str) -> int:
     """Client backends connected to the database of `url`, besides the one counting them."""
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
-    monitor = await asyncpg.connect(dsn)
+    monitor = await asyncpg.connect(postgres_dsn(url))
     try:
         count = await monitor.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"

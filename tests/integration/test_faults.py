@@ -24,7 +24,6 @@ import pytest
 from grpclib.client import Channel
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
 from docservice._proto.document import DocumentServiceStub, GetDocumentRequest
@@ -32,6 +31,7 @@ from docservice.app import App
 from docservice.settings import Settings
 from docservice.storage.sql.repository import SqlDocumentRepository
 from tests.support.apps import running_app
+from tests.support.backends import postgres_dsn, scratch_database
 from tests.support.fault_load import (
     CONNECTION,
     DEADLINE,
@@ -58,11 +58,6 @@ def _settings(**values: object) -> Settings:
     return Settings.model_validate(
         {"grpc_port": free_port(), "shutdown_grace_seconds": 2.0, **values}
     )
-
-
-def _dsn(url: str) -> str:
-    """A SQLAlchemy URL as the plain libpq DSN asyncpg takes."""
-    return make_url(url).set(drivername="postgresql").render_as_string(False)
 
 
 def _server_errors(records: list[logging.LogRecord]) -> list[str]:
@@ -292,8 +287,8 @@ async def test_sigterm_under_load_finishes_running_calls_then_exits(
     held_channel, load_channel = Channel("127.0.0.1", port), Channel("127.0.0.1", port)
     stub = DocumentServiceStub(held_channel)
     log_path = tmp_path / "server.log"
-    monitor = await asyncpg.connect(_dsn(postgres_url))
-    blocker = await asyncpg.connect(_dsn(postgres_url))
+    monitor = await asyncpg.connect(postgres_dsn(postgres_url))
+    blocker = await asyncpg.connect(postgres_dsn(postgres_url))
     try:
         with log_path.open("wb") as log:
             async with server_process(env, tmp_path, log) as process:
@@ -363,14 +358,8 @@ POOL_LIMIT = 20
 @pytest.fixture
 async def own_postgres_database(postgres_url: str) -> AsyncIterator[str]:
     """A new database in the session's PostgreSQL, so that its backends can be counted."""
-    name = f"faults_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(_dsn(postgres_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield make_url(postgres_url).set(database=name).render_as_string(False)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_database(postgres_url, "faults") as url:
+        yield url
 
 
 async def test_abandoned_calls_stop_waiting_and_leak_no_connection(
@@ -390,8 +379,8 @@ async def test_abandoned_calls_stop_waiting_and_leak_no_connection(
         assert isinstance(pool, QueuePool)
         locked = await create(ledger, stub, "locked")
         assert locked is not None
-        monitor = await asyncpg.connect(_dsn(url))
-        blocker = await asyncpg.connect(_dsn(url))
+        monitor = await asyncpg.connect(postgres_dsn(url))
+        blocker = await asyncpg.connect(postgres_dsn(url))
         try:
             locking = blocker.transaction()
             await locking.start()

@@ -12,11 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 import sqlalchemy as sa
 from pymongo import AsyncMongoClient
-from sqlalchemy.engine import make_url
 
 from docservice.core.model import format_timestamp
 from docservice.core.repository import DocumentRepository
@@ -25,6 +23,7 @@ from docservice.storage.mongo.repository import MongoDocumentRepository
 from docservice.storage.sql import convert as sql_convert
 from docservice.storage.sql.migrate import downgrade, upgrade
 from docservice.storage.sql.repository import SqlDocumentRepository, create_engine
+from tests.support.backends import scratch_database
 
 DOCUMENTS = 120  # more than one batch of the SQL conversion (50)
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -112,16 +111,8 @@ async def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
         return
-    url = request.getfixturevalue("postgres_url")
-    name = f"migration_{uuid.uuid4().hex[:8]}"
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(False)
-    admin = await asyncpg.connect(dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield make_url(url).set(database=name).render_as_string(False)
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_database(request.getfixturevalue("postgres_url"), "migration") as url:
+        yield url
 
 
 async def _write_full_copies(engine: Any, written: dict[str, list[str]]) -> None:

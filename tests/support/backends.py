@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 import pytest
+from sqlalchemy.engine import make_url
 
 from docservice.settings import Settings
 from tests.support.servers import free_port
 
-__all__ = ["BACKENDS", "backend_settings"]
+__all__ = ["BACKENDS", "backend_settings", "scratch_database"]
 
 # Every contract test runs against each of these; "+redis" puts the Redis cache in front.
 BACKENDS = ["sqlite", "postgres", "mongo", "sqlite+redis", "postgres+redis"]
@@ -44,3 +49,22 @@ def backend_settings(
         **extra,
     }
     return Settings.model_validate(values)
+
+
+@asynccontextmanager
+async def scratch_database(postgres_url: str, prefix: str) -> AsyncIterator[str]:
+    """A new database on the server of `postgres_url` (its URL), dropped afterwards: for tests
+    that count its backends or migrate it from an older schema."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres_dsn(postgres_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield make_url(postgres_url).set(database=name).render_as_string(False)
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def postgres_dsn(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as asyncpg takes it."""
+    return make_url(url).set(drivername="postgresql").render_as_string(False)

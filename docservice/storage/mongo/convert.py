@@ -18,6 +18,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from docservice.storage.history import HistoryPolicy, Tip, first_content, next_content
+from docservice.storage.mongo.models import tip_fields
 
 __all__ = ["MARKER", "convert_history"]
 
@@ -61,7 +62,7 @@ async def convert_history(
                 tip = newest[1]
             else:  # its newest snapshot was lost in a crash: the next writer repairs it
                 tip = first_content(record["content"], record["version"]).tip
-            await documents.update_one({"_id": record["_id"]}, {"$set": _tip_fields(tip)})
+            await documents.update_one({"_id": record["_id"]}, {"$set": tip_fields(tip)})
             converted += 1
             if after_document is not None:
                 after_document(converted)
@@ -108,13 +109,3 @@ class _Fields:
 
     def __init__(self, record: dict[str, Any]) -> None:
         self.__dict__.update(record)
-
-
-def _tip_fields(tip: Tip) -> dict[str, int]:
-    return {
-        "content_version": tip.content_version,
-        "content_chain": tip.content_chain,
-        "content_depth": tip.content_depth,
-        "content_bytes": tip.content_bytes,
-        "content_checksum": tip.content_checksum,
-    }

@@ -113,7 +113,7 @@ def version_id(document_id: str, version: int) -> str:
 
 def stored_fields(document: Document, tip: Tip) -> dict[str, Any]:
     """The fields of `document`'s record: its state and the tip of its version's content."""
-    return {**_metadata(document), "content": document.content, **_tip_fields(tip)}
+    return {**_metadata(document), "content": document.content, **tip_fields(tip)}
 
 
 def version_fields(document: Document, stored: StoredHistory) -> dict[str, Any]:
@@ -141,7 +141,7 @@ def _metadata(document: Document) -> dict[str, Any]:
     }
 
 
-def _tip_fields(tip: Tip) -> dict[str, int]:
+def tip_fields(tip: Tip) -> dict[str, int]:
     return {
         "content_version": tip.content_version,
         "content_chain": tip.content_chain,
