@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import struct
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from grpclib.client import Channel
@@ -20,14 +24,69 @@ from docservice.settings import Settings
 from tests.support.apps import running_app
 from tests.support.servers import free_port
 
+POSTGRES_SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 
-@pytest.fixture(scope="module", params=["postgres", "mongo"])
+
+@contextlib.contextmanager
+def resetting_listener() -> Iterator[str]:
+    """A loopback port that resets each connection (RST) once the client has sent its startup
+    message, as a database does in the moment it goes down: the driver fails while it is still
+    opening the connection, after the TLS negotiation."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stopping = threading.Event()
+
+    def serve() -> None:
+        while not stopping.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(1)
+                with contextlib.suppress(OSError):
+                    if connection.recv(1024) == POSTGRES_SSL_REQUEST:
+                        connection.sendall(b"N")  # no TLS here: go on in plain text
+                        connection.recv(1024)  # the startup message
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stopping.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        ("postgres", "refused"),
+        ("postgres", "reset"),
+        ("mongo", "refused"),
+        ("mongo", "reset"),
+    ],
+    ids=lambda param: "-".join(param),
+)
 async def stub_without_database(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[DocumentServiceStub]:
-    nobody = f"127.0.0.1:{free_port()}"  # a port nothing listens on
+    backend, fault = request.param
+    with contextlib.ExitStack() as stack:
+        if fault == "reset":
+            nobody = stack.enter_context(resetting_listener())
+        else:
+            nobody = f"127.0.0.1:{free_port()}"  # a port nothing listens on
+        async with _app_on(backend, nobody) as stub:
+            yield stub
+
+
+@contextlib.asynccontextmanager
+async def _app_on(backend: str, nobody: str) -> AsyncIterator[DocumentServiceStub]:
     settings = Settings(
-        db_type=request.param,
+        db_type=backend,
         database_url=f"postgresql+asyncpg://postgres@{nobody}/postgres",
         mongo_url=f"mongodb://{nobody}",
         grpc_port=free_port(),

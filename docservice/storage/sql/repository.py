@@ -123,10 +123,22 @@ TRANSIENT_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 def is_transient(exc: BaseException) -> bool:
     """Faults worth another try: lost or refused connections, pool timeouts, SQLite locks."""
     if isinstance(exc, DBAPIError) and (
-        exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) in TRANSIENT_SQLSTATES
+        exc.connection_invalidated
+        or getattr(exc.orig, "sqlstate", None) in TRANSIENT_SQLSTATES
+        or _lost_connection(exc.orig)
     ):
         return True
     return isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | OSError)
+
+
+def _lost_connection(exc: BaseException | None) -> bool:
+    """A socket fault under the driver's error: a server restarting resets a connection while
+    asyncpg is still opening it, and SQLAlchemy reports that as the DBAPI's base `Error`."""
+    while exc is not None:
+        if isinstance(exc, OSError):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 _retry = retry_transient(is_transient)
