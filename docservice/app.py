@@ -146,7 +146,12 @@ async def create_app(settings: Settings) -> App:
         lambda: in_flight.count,
         cache_stats=(lambda: dataclasses.asdict(stats)) if stats is not None else None,
     )
-    servicer = DocumentServicer(DocumentService(repository, settings), in_flight, telemetry)
+    servicer = DocumentServicer(
+        DocumentService(repository, settings),
+        in_flight,
+        telemetry,
+        authenticated=settings.auth_enabled,
+    )
     watch = DatabaseWatch(repository, settings.health_check_interval_seconds)
     services = [servicer, watch.health_service(servicer)]
     server = ClosingServer(

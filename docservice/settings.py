@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     max_category_length: int = Field(64, ge=0)
     max_comments: int = Field(256, ge=0)
     max_comment_length: int = Field(2000, ge=1)
+    max_change_message_length: int = Field(1000, ge=1)
     default_page_size: int = Field(20, ge=1)
     max_page_size: int = Field(100, ge=1)
     max_versions_page: int = Field(1000, ge=1)

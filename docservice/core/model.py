@@ -7,16 +7,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from docservice._proto.document import Document, DocumentStatus, DocumentVersion
+from docservice._proto.document import ChangeKind, Document, DocumentStatus, DocumentVersion
 from docservice.core.errors import InvalidArgument
+from docservice.core.repository import Change, Snapshot
 
 __all__ = [
     "EDITABLE_FIELDS",
+    "change_values",
     "editable_values",
     "etag_for",
     "format_timestamp",
     "parse_document_id",
     "parse_timestamp",
+    "stored_change",
     "stored_document",
     "utc_now",
     "version_message",
@@ -103,11 +106,31 @@ def parse_timestamp(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def version_message(snapshot: Document) -> DocumentVersion:
-    """Wrap a stored snapshot as the legacy DocumentVersion message."""
+def version_message(snapshot: Snapshot) -> DocumentVersion:
+    """A stored snapshot as the DocumentVersion message (grpc/wire.py frames the same bytes)."""
     return DocumentVersion(
         version_id=str(snapshot.version),
-        document=snapshot,
+        document=snapshot.decode(),
         timestamp=snapshot.updated_at,
         version=snapshot.version,
+        changed_by=snapshot.change.by,
+        change_kind=snapshot.change.kind,
+        change_message=snapshot.change.message,
+        reverted_from=snapshot.change.reverted_from,
     )
+
+
+def stored_change(record: Any) -> Change:
+    """The audit trail of a stored version: `record` has the change_* fields as attributes."""
+    kind = ChangeKind(record.change_kind)  # a kind unknown here stays its number
+    return Change(kind, record.changed_by, record.change_message, record.reverted_from)
+
+
+def change_values(change: Change) -> dict[str, Any]:
+    """The fields a version's record stores for `change` (read back by stored_change)."""
+    return {
+        "change_kind": int(change.kind),
+        "changed_by": change.by,
+        "change_message": change.message,
+        "reverted_from": change.reverted_from,
+    }

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from docservice._proto.document import Document
+from docservice._proto.document import ChangeKind, Document
 
-__all__ = ["DocumentRepository", "EncodedDocument", "ListQuery", "Page", "Snapshot"]
+__all__ = ["Change", "DocumentRepository", "EncodedDocument", "ListQuery", "Page", "Snapshot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,16 @@ class Page:
 
 
 @dataclass(frozen=True, slots=True)
+class Change:
+    """The audit trail of one version: what kind of write made it, who, and why."""
+
+    kind: ChangeKind = ChangeKind.CHANGE_KIND_UNSPECIFIED
+    by: str = ""
+    message: str = ""
+    reverted_from: int = 0  # for a revert, the version whose fields it restored
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """One version of a document: the encoded Document, with what a DocumentVersion needs
     besides."""
@@ -72,10 +82,11 @@ class Snapshot:
     version: int
     updated_at: str
     encoded: bytes
+    change: Change = Change()
 
     @classmethod
-    def of(cls, document: Document) -> Snapshot:
-        return cls(document.version, document.updated_at, bytes(document))
+    def of(cls, document: Document, change: Change) -> Snapshot:
+        return cls(document.version, document.updated_at, bytes(document), change)
 
     def decode(self) -> Document:
         return Document.parse(self.encoded)
@@ -122,12 +133,12 @@ class DocumentRepository(Protocol):
 
     async def get_by_request_id(self, request_id: str) -> Document | None: ...
 
-    async def create(self, document: Document, request_id: str) -> Document:
+    async def create(self, document: Document, request_id: str, change: Change) -> Document:
         """Insert version 1. If `request_id` was already used, return that document instead."""
         ...
 
-    async def save(self, document: Document, previous: Document) -> bool:
-        """Store `document` (version = previous.version + 1) with its snapshot.
+    async def save(self, document: Document, previous: Document, change: Change) -> bool:
+        """Store `document` (version = previous.version + 1) with its snapshot and `change`.
 
         Returns False, writing nothing, when the stored version is no longer `previous.version`.
         """
@@ -139,7 +150,7 @@ class DocumentRepository(Protocol):
         """Snapshots with version > after_version in ascending order, at most `limit`."""
         ...
 
-    async def version(self, document_id: str, version: int) -> Document | None: ...
+    async def version(self, document_id: str, version: int) -> Snapshot | None: ...
 
     async def migrate(self) -> None:
         """Bring the schema (tables, indexes) up to date."""

@@ -16,12 +16,18 @@ from datetime import timedelta
 from typing import Any
 
 from docservice._proto.document import (
+    BlameDocumentRequest,
+    BlameDocumentResponse,
+    ChangeKind,
     CreateDocumentRequest,
+    DeleteDocumentRequest,
+    DiffDocumentVersionsRequest,
+    DiffDocumentVersionsResponse,
     Document,
-    DocumentVersion,
     GetDocumentVersionRequest,
     GetDocumentVersionsRequest,
     ListDocumentsRequest,
+    RestoreDocumentRequest,
     RevertDocumentRequest,
     UpdateDocumentRequest,
 )
@@ -31,8 +37,8 @@ from docservice.core.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    ResourceExhausted,
 )
+from docservice.core.history import History, VersionsPage, check_budget, is_legacy
 from docservice.core.model import (
     EDITABLE_FIELDS,
     etag_for,
@@ -40,15 +46,13 @@ from docservice.core.model import (
     parse_document_id,
     parse_timestamp,
     utc_now,
-    version_message,
 )
 from docservice.core.page_tokens import PageTokens
 from docservice.core.repository import (
-    ITEM_OVERHEAD_BYTES,
+    Change,
     DocumentRepository,
     ListQuery,
     Snapshot,
-    fitting,
 )
 from docservice.core.validation import Limits, Validator, check_mask_paths
 from docservice.settings import Settings
@@ -77,12 +81,6 @@ class DocumentsPage:
     total_size: int
 
 
-@dataclass(frozen=True, slots=True)
-class VersionsPage:
-    snapshots: list[Snapshot]
-    next_page_token: str
-
-
 class DocumentService:
     def __init__(self, repository: DocumentRepository, settings: Settings) -> None:
         self._repository = repository
@@ -93,9 +91,11 @@ class DocumentService:
         )
         self._default_page_size = settings.default_page_size
         self._max_page_size = settings.max_page_size
-        self._max_versions_page = settings.max_versions_page
         # Kept free for the page token and total_size around the items.
         self._response_budget = settings.max_response_bytes - RESPONSE_RESERVE_BYTES
+        self._history = History(
+            repository, self._page_tokens, settings.max_versions_page, self._response_budget
+        )
 
     async def get(self, raw_id: str) -> Document:
         document_id = parse_document_id(raw_id)
@@ -113,8 +113,9 @@ class DocumentService:
             raise NotFound(f"document {document_id} not found")
         return found.encoded
 
-    async def create(self, request: CreateDocumentRequest) -> Document:
+    async def create(self, request: CreateDocumentRequest, actor: str = "") -> Document:
         values = self._validator.clean({name: getattr(request, name) for name in EDITABLE_FIELDS})
+        change = self._change_of(ChangeKind.CREATED, actor, request.change_message)
         request_id = request.request_id
         if len(request_id) > MAX_REQUEST_ID_LENGTH:
             raise InvalidArgument.of(
@@ -134,7 +135,7 @@ class DocumentService:
             etag=etag_for(document_id, 1),
             **values,
         )
-        created = await self._repository.create(document, request_id)
+        created = await self._repository.create(document, request_id, change)
         if created.id != document_id:  # a concurrent create with this request_id won
             return await self._replay(created, values)
         return created
@@ -143,7 +144,8 @@ class DocumentService:
         """The answer to a create whose request_id was used before: the document as that
         first create made it (version 1), if this request asks for the same fields; an error
         naming request_id if it does not (a key reused for another request)."""
-        original = await self._repository.version(existing.id, 1) or existing
+        first = await self._repository.version(existing.id, 1)
+        original = first.decode() if first is not None else existing
         asked = Document(**values)
         if any(getattr(asked, name) != getattr(original, name) for name in EDITABLE_FIELDS):
             raise InvalidArgument.of(
@@ -152,8 +154,9 @@ class DocumentService:
             )
         return original
 
-    async def update(self, request: UpdateDocumentRequest) -> Document:
+    async def update(self, request: UpdateDocumentRequest, actor: str = "") -> Document:
         document_id = parse_document_id(request.id)
+        change = self._change_of(ChangeKind.UPDATED, actor, request.change_message)
         mask = request.update_mask.paths if request.update_mask is not None else []
         if mask:
             names = check_mask_paths(mask)
@@ -165,23 +168,31 @@ class DocumentService:
             changed = {k: v for k, v in values.items() if getattr(current, k) != v}
             return changed or None
 
-        return await self._change(document_id, request.etag, apply)
+        return await self._change(document_id, request.etag, apply, change)
 
-    async def delete(self, raw_id: str, etag: str) -> None:
+    async def delete(self, request: DeleteDocumentRequest, actor: str = "") -> None:
+        change = self._change_of(ChangeKind.DELETED, actor, request.change_message)
+
         def mark_deleted(current: Document, now: str) -> dict[str, Any]:
             return {"is_deleted": True, "deleted_at": now}
 
-        await self._change(parse_document_id(raw_id), etag, mark_deleted)
+        await self._change(parse_document_id(request.id), request.etag, mark_deleted, change)
 
-    async def restore(self, raw_id: str, etag: str) -> Document:
+    async def restore(self, request: RestoreDocumentRequest, actor: str = "") -> Document:
+        change = self._change_of(ChangeKind.RESTORED, actor, request.change_message)
+
         def mark_live(current: Document, now: str) -> dict[str, Any]:
             return {"is_deleted": False, "deleted_at": ""}
 
-        return await self._change(parse_document_id(raw_id), etag, mark_live, deleted=True)
-
-    async def revert(self, request: RevertDocumentRequest) -> Document:
         document_id = parse_document_id(request.id)
-        target = await self._snapshot(document_id, request.version, request.version_id)
+        return await self._change(document_id, request.etag, mark_live, change, deleted=True)
+
+    async def revert(self, request: RevertDocumentRequest, actor: str = "") -> Document:
+        document_id = parse_document_id(request.id)
+        kept = self._change_of(ChangeKind.REVERTED, actor, request.change_message)
+        snapshot = await self._history.snapshot(document_id, request.version, request.version_id)
+        target = snapshot.decode()
+        change = dataclasses.replace(kept, reverted_from=snapshot.version)
 
         def copy_fields(current: Document, now: str) -> dict[str, Any] | None:
             # Like an update that changes nothing, a revert to what is current appends nothing.
@@ -192,7 +203,11 @@ class DocumentService:
             }
             return changed or None
 
-        return await self._change(document_id, request.etag, copy_fields)
+        return await self._change(document_id, request.etag, copy_fields, change)
+
+    def _change_of(self, kind: ChangeKind, actor: str, message: str) -> Change:
+        """The audit record of a write by `actor` (the face checked it), its message checked."""
+        return Change(kind, actor, self._validator.change_message(message))
 
     async def list_documents(self, request: ListDocumentsRequest) -> DocumentsPage:
         for name in ("skip", "limit", "page_size"):
@@ -227,11 +242,11 @@ class DocumentService:
             show_deleted=request.show_deleted,
             count=after is None,
             # A request that can page on ends early rather than outgrow a client's limit.
-            max_bytes=0 if _legacy(request) else self._response_budget,
+            max_bytes=0 if is_legacy(request) else self._response_budget,
         )
         page = await self._repository.list_page(query)
-        if _legacy(request):
-            self._check_budget(page.encoded, "documents")
+        if is_legacy(request):
+            check_budget(page.encoded, "documents", self._response_budget)
         total_size = page.total_size if after is None else total_size
         token = ""
         if page.has_more and page.last is not None:
@@ -239,66 +254,25 @@ class DocumentService:
         return DocumentsPage(page.encoded, token, total_size)
 
     async def versions(self, request: GetDocumentVersionsRequest) -> VersionsPage:
-        document_id = parse_document_id(request.id)
-        if request.page_size < 0:
-            raise InvalidArgument.of("page_size", "must not be negative")
-        # page_size 0 is every legacy client: give it the whole history, up to the cap.
-        size = min(request.page_size or self._max_versions_page, self._max_versions_page)
-        query_print = page_tokens.fingerprint("versions", document_id)
-        after = 0
-        if request.page_token:
-            position = self._page_tokens.decode(request.page_token, query_print)
-            if (
-                len(position) != 1
-                or type(position[0]) is not int
-                or not 0 <= position[0] <= MAX_INT64
-            ):
-                raise InvalidArgument.of(page_tokens.FIELD, "is not a valid page token")
-            after = position[0]
-        snapshots = await self._repository.versions(document_id, after, size + 1)
-        if not snapshots and after == 0:
-            raise NotFound(f"document {document_id} not found")
-        page, more = snapshots[:size], len(snapshots) > size
-        encoded = [s.encoded for s in page]
-        if _legacy(request):
-            self._check_budget(encoded, "versions")
-        elif (fits := fitting(encoded, self._response_budget)) < len(page):
-            page, more = page[:fits], True
-        token = ""
-        if more:
-            token = self._page_tokens.encode(query_print, [page[-1].version])
-        return VersionsPage(page, token)
+        return await self._history.versions(request)
 
-    def _check_budget(self, encoded: list[bytes], what: str) -> None:
-        """A legacy request cannot page on: refuse, rather than cut, a response too large."""
-        size = sum(len(e) + ITEM_OVERHEAD_BYTES for e in encoded)
-        if size > self._response_budget:
-            raise ResourceExhausted(
-                f"{len(encoded)} {what} make a response of about {size} bytes, over the "
-                f"{self._response_budget}-byte limit: ask for fewer (limit), or set page_size "
-                "to get pages that end early with a next_page_token"
-            )
+    async def version(self, request: GetDocumentVersionRequest) -> Snapshot:
+        return await self._history.version(request)
 
-    async def version(self, request: GetDocumentVersionRequest) -> DocumentVersion:
-        document_id = parse_document_id(request.id)
-        snapshot = await self._snapshot(document_id, request.version, request.version_id)
-        return version_message(snapshot)
+    async def diff(self, request: DiffDocumentVersionsRequest) -> DiffDocumentVersionsResponse:
+        return await self._history.diff(request)
 
-    async def _snapshot(self, document_id: str, version: int, version_id: str) -> Document:
-        """The snapshot named by `version` or `version_id`; NOT_FOUND if there is none."""
-        number = _version_number(version, version_id)
-        snapshot = None
-        if number is not None:
-            snapshot = await self._repository.version(document_id, number)
-        if snapshot is None:
-            if await self._repository.get(document_id) is None:
-                raise NotFound(f"document {document_id} not found")
-            named = repr(version_id) if version_id else number
-            raise NotFound(f"document {document_id} has no version {named}")
-        return snapshot
+    async def blame(self, request: BlameDocumentRequest) -> BlameDocumentResponse:
+        return await self._history.blame(request)
 
     async def _change(
-        self, document_id: str, etag: str, mutate: Mutation, *, deleted: bool = False
+        self,
+        document_id: str,
+        etag: str,
+        mutate: Mutation,
+        change: Change,
+        *,
+        deleted: bool = False,
     ) -> Document:
         """Apply `mutate` to the current state as one new version (see the module docstring).
 
@@ -327,15 +301,9 @@ class DocumentService:
                 etag=etag_for(document_id, version),
                 **changes,
             )
-            if await self._repository.save(document, current):
+            if await self._repository.save(document, current, change):
                 return document
         raise Aborted(f"document {document_id} is changing too fast, try again")
-
-
-def _legacy(request: ListDocumentsRequest | GetDocumentVersionsRequest) -> bool:
-    """Whether a request may come from a client that cannot see `next_page_token`: legacy
-    clients never set page_size or page_token."""
-    return request.page_size == 0 and not request.page_token
 
 
 def _after(previous: str) -> str:
@@ -343,30 +311,6 @@ def _after(previous: str) -> str:
     now = utc_now()
     earliest = parse_timestamp(previous) + timedelta(microseconds=1)
     return format_timestamp(max(now, earliest))
-
-
-def _version_number(version: int, version_id: str) -> int | None:
-    """The version asked for; None when `version_id` names none.
-
-    `version_id` is opaque to clients: only the canonical form of a number ("3", never "03"
-    or "+3") names a version, and any other string simply names none (NOT_FOUND).
-    """
-    if version_id:
-        canonical = (
-            len(version_id) <= MAX_INT64_DIGITS  # and int() never meets a huge string
-            and version_id.isascii()
-            and version_id.isdigit()
-            and version_id == str(int(version_id))
-            and 1 <= int(version_id) <= MAX_INT64
-        )
-        if not canonical:
-            return None
-        if version and version != int(version_id):
-            raise InvalidArgument.of("version", "contradicts version_id")
-        return int(version_id)
-    if version < 1:
-        raise InvalidArgument.of("version", "one of version (>= 1) or version_id is required")
-    return version
 
 
 def _document_position(position: list[Any]) -> tuple[tuple[str, str], int]:

@@ -16,8 +16,10 @@ from docservice.core.errors import FieldViolation, InvalidArgument
 from docservice.core.model import EDITABLE_FIELDS
 from docservice.settings import Settings
 
-__all__ = ["Limits", "Validator", "check_mask_paths"]
+__all__ = ["Limits", "Validator", "check_actor", "check_mask_paths"]
 
+MAX_ACTOR_LENGTH = 256
+ACTOR_FIELD = "x-actor"
 KNOWN_STATUSES = frozenset(
     int(s) for s in (DocumentStatus.DRAFT, DocumentStatus.PUBLISHED, DocumentStatus.ARCHIVED)
 )
@@ -33,6 +35,7 @@ class Limits:
     category: int
     comments: int
     comment: int
+    change_message: int = 1000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -45,6 +48,7 @@ class Limits:
             category=settings.max_category_length,
             comments=settings.max_comments,
             comment=settings.max_comment_length,
+            change_message=settings.max_change_message_length,
         )
 
 
@@ -92,6 +96,10 @@ class Validator:
     def _category(self, value: str, field: str) -> str:
         return _bounded_text(value, self._limits.category, field)
 
+    def change_message(self, value: str) -> str:
+        """A write's change_message, or InvalidArgument naming it."""
+        return _bounded_text(value, self._limits.change_message, "change_message")
+
     def status(self, value: DocumentStatus) -> DocumentStatus:
         """A known status or InvalidArgument naming `status` (for filters)."""
         return self._status(value, "status")
@@ -124,6 +132,13 @@ class Validator:
         if violations:
             raise InvalidArgument(violations)
         return comments
+
+
+def check_actor(value: str) -> str:
+    """Who a write says it comes from (the unverified `x-actor` request header, printable
+    ASCII as all gRPC metadata): at most MAX_ACTOR_LENGTH characters, or InvalidArgument
+    naming the header."""
+    return _bounded_text(value, MAX_ACTOR_LENGTH, ACTOR_FIELD)
 
 
 def is_blank(value: str) -> bool:

@@ -9,6 +9,7 @@ AUTH_PUBLIC_METHODS.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable
 
@@ -20,15 +21,30 @@ from grpclib.server import Server
 
 from docservice.settings import Settings
 
-__all__ = ["READ_SCOPE", "WRITE_SCOPE", "Authenticator"]
+__all__ = ["READ_SCOPE", "WRITE_SCOPE", "Authenticator", "verified_subject"]
 
 READ_SCOPE = "documents:read"
 WRITE_SCOPE = "documents:write"
 SERVICE_PREFIX = "/document.DocumentService/"
 READ_METHODS = frozenset(
-    {"GetDocument", "ListDocuments", "GetDocumentVersions", "GetDocumentVersion"}
+    {
+        "GetDocument",
+        "ListDocuments",
+        "GetDocumentVersions",
+        "GetDocumentVersion",
+        "DiffDocumentVersions",
+        "BlameDocument",
+    }
 )
 log = logging.getLogger(__name__)
+# The `sub` of the token the current call was let in with. grpclib runs the RecvRequest
+# listener in the task that then runs the handler, so the handler sees what the check set.
+_subject: contextvars.ContextVar[str] = contextvars.ContextVar("subject", default="")
+
+
+def verified_subject() -> str:
+    """The subject of the current call's verified token ("" without one)."""
+    return _subject.get()
 
 
 class Authenticator:
@@ -85,6 +101,8 @@ class Authenticator:
         needed = READ_SCOPE if method in READ_METHODS else WRITE_SCOPE
         if needed not in _scopes(claims):
             raise GRPCError(Status.PERMISSION_DENIED, f"the token lacks the {needed} scope")
+        subject = claims.get("sub")
+        _subject.set(subject if isinstance(subject, str) else "")
 
 
 def _scopes(claims: dict[str, object]) -> set[str]:

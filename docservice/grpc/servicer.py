@@ -11,12 +11,15 @@ from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
 
 from docservice._proto.document import (
+    BlameDocumentRequest,
+    BlameDocumentResponse,
     CreateDocumentRequest,
     DeleteDocumentRequest,
     DeleteDocumentResponse,
+    DiffDocumentVersionsRequest,
+    DiffDocumentVersionsResponse,
     Document,
     DocumentServiceBase,
-    DocumentVersion,
     GetDocumentRequest,
     GetDocumentVersionRequest,
     GetDocumentVersionsRequest,
@@ -28,7 +31,9 @@ from docservice._proto.document import (
 )
 from docservice.core.errors import InvalidArgument
 from docservice.core.service import DocumentService
+from docservice.core.validation import ACTOR_FIELD, check_actor
 from docservice.grpc import compat, deadlines, wire
+from docservice.grpc.auth import verified_subject
 from docservice.grpc.codec import REQUEST, Encoded
 from docservice.grpc.errors import grpc_status, invalid_argument
 from docservice.grpc.in_flight import InFlight
@@ -40,11 +45,22 @@ SERVICE = "/document.DocumentService"
 SERVICE_PATH = f"{SERVICE}/"
 _NONE = nullcontext()
 ONE_MESSAGE = "must be a single message in a unary call (more data followed it)"
+WRITE_METHODS = frozenset(
+    {"CreateDocument", "UpdateDocument", "DeleteDocument", "RestoreDocument", "RevertDocument"}
+)
 
 
 class DocumentServicer(DocumentServiceBase):
-    def __init__(self, service: DocumentService, in_flight: InFlight, telemetry: Telemetry) -> None:
+    def __init__(
+        self,
+        service: DocumentService,
+        in_flight: InFlight,
+        telemetry: Telemetry,
+        *,
+        authenticated: bool = False,
+    ) -> None:
         self._service = service
+        self._authenticated = authenticated
         self._in_flight = in_flight
         self._telemetry = telemetry
 
@@ -57,16 +73,18 @@ class DocumentServicer(DocumentServiceBase):
         # Every handler is ours: the generated ones receive the request before any of this
         # class's code runs, so a malformed one would go uncounted and unlogged, and a call
         # that ended without a request message would fail with UNKNOWN.
-        calls: dict[str, Callable[[Any], Awaitable[Any]]] = {
+        calls: dict[str, Callable[[Any, str], Awaitable[Any]]] = {
             "GetDocument": self._get_document,
-            "CreateDocument": self.create_document,
-            "UpdateDocument": self.update_document,
-            "DeleteDocument": self.delete_document,
-            "RestoreDocument": self.restore_document,
+            "CreateDocument": self._create_document,
+            "UpdateDocument": self._update_document,
+            "DeleteDocument": self._delete_document,
+            "RestoreDocument": self._restore_document,
             "ListDocuments": self._list_documents,
             "GetDocumentVersions": self._get_document_versions,
-            "GetDocumentVersion": self.get_document_version,
-            "RevertDocument": self.revert_document,
+            "GetDocumentVersion": self._get_document_version,
+            "RevertDocument": self._revert_document,
+            "DiffDocumentVersions": self._diff_document_versions,
+            "BlameDocument": self._blame_document,
         }
         mapping = super().__mapping__()
         assert mapping.keys() == {f"{SERVICE}/{method}" for method in calls}, mapping.keys()
@@ -81,8 +99,10 @@ class DocumentServicer(DocumentServiceBase):
         return mapping
 
     def _handler(
-        self, method: str, call: Callable[[Any], Awaitable[Any]]
+        self, method: str, call: Callable[[Any, str], Awaitable[Any]]
     ) -> Callable[[Stream[Any, Any]], Awaitable[None]]:
+        writes = method in WRITE_METHODS
+
         async def handle(stream: Stream[Any, Any]) -> None:
             # The log line and metric of the call cover sending the response too: they say
             # what the client saw.
@@ -102,42 +122,66 @@ class DocumentServicer(DocumentServiceBase):
                         )
                     if not await compat.request_ended(stream):
                         raise invalid_argument(InvalidArgument.of(REQUEST, ONE_MESSAGE))
-                    response = await call(request)
+                    response = await call(request, self._actor(stream) if writes else "")
                     await stream.send_message(response)
 
         return handle
 
     # The read methods answer with bytes framed around stored or cached encoded documents
-    # (grpc.wire), which LimitedCodec sends as they are.
+    # (grpc.wire), which LimitedCodec sends as they are. The write methods are also given the
+    # actor, recorded in the version they make.
 
-    async def _get_document(self, message: GetDocumentRequest) -> Encoded:
+    async def _get_document(self, message: GetDocumentRequest, _: str) -> Encoded:
         return Encoded(wire.get_document_response(await self._service.get_encoded(message.id)))
 
-    async def _list_documents(self, message: ListDocumentsRequest) -> Encoded:
+    async def _list_documents(self, message: ListDocumentsRequest, _: str) -> Encoded:
         page = await self._service.list_documents(message)
         return Encoded(
             wire.list_documents_response(page.encoded, page.next_page_token, page.total_size)
         )
 
-    async def _get_document_versions(self, message: GetDocumentVersionsRequest) -> Encoded:
+    async def _get_document_versions(self, message: GetDocumentVersionsRequest, _: str) -> Encoded:
         page = await self._service.versions(message)
         return Encoded(wire.versions_response(page.snapshots, page.next_page_token))
 
-    async def create_document(self, message: CreateDocumentRequest) -> Document:
-        return await self._service.create(message)
+    async def _get_document_version(self, message: GetDocumentVersionRequest, _: str) -> Encoded:
+        return Encoded(wire.document_version(await self._service.version(message)))
 
-    async def update_document(self, message: UpdateDocumentRequest) -> UpdateDocumentResponse:
-        return UpdateDocumentResponse(document=await self._service.update(message))
+    async def _diff_document_versions(
+        self, message: DiffDocumentVersionsRequest, _: str
+    ) -> DiffDocumentVersionsResponse:
+        return await self._service.diff(message)
 
-    async def delete_document(self, message: DeleteDocumentRequest) -> DeleteDocumentResponse:
-        await self._service.delete(message.id, message.etag)
+    async def _blame_document(self, message: BlameDocumentRequest, _: str) -> BlameDocumentResponse:
+        return await self._service.blame(message)
+
+    async def _create_document(self, message: CreateDocumentRequest, actor: str) -> Document:
+        return await self._service.create(message, actor)
+
+    async def _update_document(
+        self, message: UpdateDocumentRequest, actor: str
+    ) -> UpdateDocumentResponse:
+        return UpdateDocumentResponse(document=await self._service.update(message, actor))
+
+    async def _delete_document(
+        self, message: DeleteDocumentRequest, actor: str
+    ) -> DeleteDocumentResponse:
+        await self._service.delete(message, actor)
         return DeleteDocumentResponse(success=True)
 
-    async def restore_document(self, message: RestoreDocumentRequest) -> Document:
-        return await self._service.restore(message.id, message.etag)
+    async def _restore_document(self, message: RestoreDocumentRequest, actor: str) -> Document:
+        return await self._service.restore(message, actor)
 
-    async def get_document_version(self, message: GetDocumentVersionRequest) -> DocumentVersion:
-        return await self._service.version(message)
+    async def _revert_document(self, message: RevertDocumentRequest, actor: str) -> Document:
+        return await self._service.revert(message, actor)
 
-    async def revert_document(self, message: RevertDocumentRequest) -> Document:
-        return await self._service.revert(message)
+    def _actor(self, stream: Stream[Any, Any]) -> str:
+        """Who makes a write: the verified token subject when auth is on (clients cannot set
+        it), otherwise the unverified `x-actor` header, or nobody."""
+        if self._authenticated:
+            return verified_subject()
+        value = stream.metadata.get(ACTOR_FIELD, "") if stream.metadata else ""
+        try:
+            return check_actor(value if isinstance(value, str) else "")
+        except InvalidArgument as exc:
+            raise invalid_argument(exc) from None

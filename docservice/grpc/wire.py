@@ -45,6 +45,10 @@ VERSION_ID = _number(DocumentVersion, "version_id")
 VERSION_DOCUMENT = _number(DocumentVersion, "document")
 VERSION_TIMESTAMP = _number(DocumentVersion, "timestamp")
 VERSION_NUMBER = _number(DocumentVersion, "version")
+VERSION_CHANGED_BY = _number(DocumentVersion, "changed_by")
+VERSION_CHANGE_KIND = _number(DocumentVersion, "change_kind")
+VERSION_CHANGE_MESSAGE = _number(DocumentVersion, "change_message")
+VERSION_REVERTED_FROM = _number(DocumentVersion, "reverted_from")
 
 
 def message_field(number: int, payload: bytes) -> bytes:
@@ -88,11 +92,20 @@ def list_documents_response(
 
 def document_version(snapshot: Snapshot) -> bytes:
     """The DocumentVersion of a snapshot (the same fields as core.model.version_message)."""
+    change = snapshot.change
     return (
         message_field(VERSION_ID, str(snapshot.version).encode())
         + message_field(VERSION_DOCUMENT, snapshot.encoded)
         + _text(VERSION_TIMESTAMP, snapshot.updated_at)
         + varint_field(VERSION_NUMBER, snapshot.version)
+        + _text(VERSION_CHANGED_BY, change.by)
+        + (varint_field(VERSION_CHANGE_KIND, int(change.kind)) if change.kind else b"")
+        + _text(VERSION_CHANGE_MESSAGE, change.message)
+        + (
+            varint_field(VERSION_REVERTED_FROM, change.reverted_from)
+            if change.reverted_from
+            else b""
+        )
     )
 
 

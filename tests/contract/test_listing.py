@@ -15,6 +15,7 @@ from typing import Any
 from grpclib.const import Status
 
 from docservice._proto.document import (
+    ChangeKind,
     DeleteDocumentRequest,
     Document,
     DocumentServiceStub,
@@ -26,6 +27,7 @@ from docservice._proto.document import (
 )
 from docservice.app import App
 from docservice.core.model import etag_for, format_timestamp, utc_now
+from docservice.core.repository import Change
 from tests.support.contract import create, expect_status, unique, violated_fields
 
 
@@ -97,7 +99,7 @@ async def test_ties_on_updated_at_go_by_id_descending_across_pages(
             version=1,
             etag=etag_for(document_id, 1),
         )
-        await app.repository.create(document, "")
+        await app.repository.create(document, "", Change(ChangeKind.CREATED))
     expected = sorted(tied, reverse=True)
     listed = (await list_docs(stub, author=author)).documents
     assert ids(listed) == expected

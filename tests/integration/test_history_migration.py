@@ -1,7 +1,8 @@
-"""Databases written by the previous format (every version a full copy) are converted to
-keyframes and deltas: Alembic's 0002 on SQLite and PostgreSQL, the conversion step of `migrate`
-on MongoDB. Every version reads back identical, and a conversion interrupted midway (inside a
-document, after others were done) resumes on the next run and finishes."""
+"""Databases written by the previous formats (every version a full copy, no audit trail) are
+converted to keyframes and deltas, with the change kind derived from the rows: Alembic's 0002
+and 0003 on SQLite and PostgreSQL, the conversion steps of `migrate` on MongoDB. Every version
+reads back identical, and a conversion interrupted midway (inside a document, after others were
+done) resumes on the next run and finishes."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ import pytest
 import sqlalchemy as sa
 from pymongo import AsyncMongoClient
 
+from docservice._proto.document import ChangeKind
 from docservice.core.model import format_timestamp
-from docservice.core.repository import DocumentRepository
+from docservice.core.repository import Change, DocumentRepository
 from docservice.storage.mongo import convert as mongo_convert
 from docservice.storage.mongo.repository import MongoDocumentRepository
 from docservice.storage.sql import convert as sql_convert
@@ -25,6 +27,7 @@ from docservice.storage.sql.migrate import downgrade, upgrade
 from docservice.storage.sql.repository import SqlDocumentRepository, create_engine
 from tests.support.backends import scratch_database
 
+HEAD = "0003"
 DOCUMENTS = 120  # more than one batch of the SQL conversion (50)
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -69,8 +72,22 @@ def _state(document_id: str, version: int, content: str) -> dict[str, Any]:
         "comments": [],
         "created_at": START,
         "updated_at": moment,
-        "deleted_at": None,
+        "deleted_at": moment if _deleted(version) else None,
     }
+
+
+def _deleted(version: int) -> bool:
+    """Whether the migrated history has the document soft-deleted at `version`."""
+    return version % 5 == 4
+
+
+def _derived_kind(version: int) -> ChangeKind:
+    """The change kind the migration derives from the rows (a revert left no mark)."""
+    if version == 1:
+        return ChangeKind.CREATED
+    if _deleted(version) != _deleted(version - 1):
+        return ChangeKind.DELETED if _deleted(version) else ChangeKind.RESTORED
+    return ChangeKind.UPDATED
 
 
 async def _read_all(repository: DocumentRepository, written: dict[str, list[str]]) -> None:
@@ -78,9 +95,11 @@ async def _read_all(repository: DocumentRepository, written: dict[str, list[str]
         page = await repository.versions(document_id, 0, 1000)
         assert [s.decode().content for s in page] == contents
         assert [s.version for s in page] == list(range(1, len(contents) + 1))
+        assert [s.change for s in page] == [Change(_derived_kind(s.version)) for s in page]
         for number, content in enumerate(contents, 1):
-            snapshot = await repository.version(document_id, number)
-            assert snapshot is not None
+            found = await repository.version(document_id, number)
+            assert found is not None
+            snapshot = found.decode()
             assert (snapshot.content, snapshot.title) == (content, f"v{number}")
             assert snapshot.content.encode() == content.encode()
 
@@ -181,7 +200,7 @@ async def test_sql_full_copies_are_converted_and_an_interrupted_run_resumes(
         monkeypatch.setattr(sql_convert, "_convert_document", counting)
         await upgrade(engine)  # resumes: only what the first run did not finish
         assert len(converted) == DOCUMENTS - done
-        assert await _revision(engine) == "0002"
+        assert await _revision(engine) == HEAD
         await _read_all(SqlDocumentRepository(engine), written)
 
         await downgrade(engine, "0001")  # full copies again, then deltas again
@@ -243,7 +262,8 @@ def _mongo_state(version: int, content: str) -> dict[str, Any]:
         "created_at": format_timestamp(START),
         "updated_at": format_timestamp(moment),
         "updated_us": int((moment - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1e6),
-        "is_deleted": False,
+        "deleted_at": format_timestamp(moment) if _deleted(version) else None,
+        "is_deleted": _deleted(version),
     }
 
 

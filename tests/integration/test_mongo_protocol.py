@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from docservice._proto.document import Document
+from docservice._proto.document import ChangeKind, Document
 from docservice.core.model import etag_for, format_timestamp, utc_now
+from docservice.core.repository import Change
 from docservice.storage.history import HistoryPolicy, next_content
 from docservice.storage.mongo.models import VersionRecord
 from docservice.storage.mongo.repository import MongoDocumentRepository
@@ -42,7 +43,7 @@ async def _create(repository: MongoDocumentRepository) -> Document:
         version=1,
         etag=etag_for(document_id, 1),
     )
-    return await repository.create(document, "")
+    return await repository.create(document, "", Change(ChangeKind.CREATED, "creator"))
 
 
 def _next(current: Document, content: str) -> Document:
@@ -57,7 +58,7 @@ def _next(current: Document, content: str) -> Document:
 
 
 async def _compare_and_set_only(
-    repository: MongoDocumentRepository, document: Document, previous: Document
+    repository: MongoDocumentRepository, document: Document, previous: Document, change: Change
 ) -> bool:
     """Step 2 of the protocol alone, as a writer that crashed right after it."""
     tip = await repository._tip(previous)
@@ -65,7 +66,7 @@ async def _compare_and_set_only(
     stored = next_content(
         previous.content, document.content, tip, document.version, HistoryPolicy()
     )
-    return await repository._compare_and_set(document, stored.tip, previous.version)
+    return await repository._compare_and_set(document, stored.tip, change, previous.version)
 
 
 async def _stored_versions(document_id: str) -> list[int]:
@@ -85,7 +86,7 @@ async def test_concurrent_writers_get_contiguous_versions_and_none_is_lost(
             current = await repository.get(document.id, fresh=True)
             assert current is not None
             changed = _next(current, f"writer {index}")
-            if await repository.save(changed, current):
+            if await repository.save(changed, current, Change(ChangeKind.UPDATED, f"w{index}")):
                 return changed.version
             lost_races += 1
         raise AssertionError("writer starved")
@@ -103,24 +104,34 @@ async def test_crash_between_compare_and_set_and_snapshot_is_repaired(
 ) -> None:
     document = await _create(repository)
     crashed = _next(document, "written, then the process died")
-    assert await _compare_and_set_only(repository, crashed, document)
+    lost = Change(ChangeKind.UPDATED, "crashed writer", "its append never happened")
+    assert await _compare_and_set_only(repository, crashed, document, lost)
     assert await _stored_versions(document.id) == [1]
 
-    # A reader of the history sees the newest version anyway, and writes it down.
-    history = [s.decode() for s in await repository.versions(document.id, 0, 1000)]
+    # A reader of the history sees the newest version anyway, and writes it down, with the
+    # audit trail the document carries.
+    snapshots = await repository.versions(document.id, 0, 1000)
+    history = [s.decode() for s in snapshots]
     assert [d.version for d in history] == [1, 2]
     assert history[-1].content == crashed.content
-    assert await repository.version(document.id, 2) == history[-1]
+    assert [s.change for s in snapshots] == [Change(ChangeKind.CREATED, "creator"), lost]
+    assert await repository.version(document.id, 2) == snapshots[-1]
     assert await _stored_versions(document.id) == [1, 2]
+    repaired = await repository.version(document.id, 2)
+    assert repaired is not None and repaired.change == lost
 
     # A crash again; this time the next writer repairs it before moving on.
     current = await repository.get(document.id, fresh=True)
     assert current is not None
     again = _next(current, "crashed again")
-    assert await _compare_and_set_only(repository, again, current)
+    lost_again = Change(ChangeKind.DELETED, "second crash")
+    assert await _compare_and_set_only(repository, again, current, lost_again)
     latest = await repository.get(document.id, fresh=True)
     assert latest is not None
-    assert await repository.save(_next(latest, "next writer"), latest)
+    next_change = Change(ChangeKind.UPDATED, "next writer")
+    assert await repository.save(_next(latest, "next writer"), latest, next_change)
     assert await _stored_versions(document.id) == [1, 2, 3, 4]
-    contents = [s.decode().content for s in await repository.versions(document.id, 0, 1000)]
+    snapshots = await repository.versions(document.id, 0, 1000)
+    contents = [s.decode().content for s in snapshots]
     assert contents == ["", crashed.content, "crashed again", "next writer"]
+    assert [s.change for s in snapshots[2:]] == [lost_again, next_change]

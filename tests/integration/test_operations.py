@@ -133,6 +133,8 @@ async def test_reflection_lists_and_describes_every_method(app: App) -> None:
         "GetDocumentVersions",
         "GetDocumentVersion",
         "RevertDocument",
+        "DiffDocumentVersions",
+        "BlameDocument",
     }
     assert fields[:11] == [
         "id",

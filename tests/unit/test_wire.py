@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from docservice._proto.document import (
+    ChangeKind,
     Document,
     DocumentStatus,
     GetDocumentResponse,
@@ -12,7 +13,7 @@ from docservice._proto.document import (
     ListDocumentsResponse,
 )
 from docservice.core.model import version_message
-from docservice.core.repository import Snapshot
+from docservice.core.repository import Change, Snapshot
 from docservice.grpc import wire
 
 SIZES = [0, 1, 127, 128, 16_384, 2**21]
@@ -49,24 +50,42 @@ def test_list_documents_response(count: int, token: str, total: int) -> None:
     assert built == expected
 
 
+CHANGES = [
+    Change(),
+    Change(ChangeKind.CREATED, "alice", ""),
+    Change(ChangeKind.REVERTED, "b" * 300, "why: \u00e9\U0001f600", reverted_from=2**40),
+    Change(ChangeKind(99), "", "", 0),  # a kind this build does not know keeps its number
+]
+
+
+@pytest.mark.parametrize("change", CHANGES)
 @pytest.mark.parametrize("version", [1, 127, 128, 2**40])
-def test_document_version(version: int) -> None:
-    doc = document(300, version=version)
-    assert wire.document_version(Snapshot.of(doc)) == bytes(version_message(doc))
+def test_document_version(version: int, change: Change) -> None:
+    snapshot = Snapshot.of(document(300, version=version), change)
+    assert wire.document_version(snapshot) == bytes(version_message(snapshot))
 
 
 @pytest.mark.parametrize(("count", "token"), [(0, ""), (1, ""), (40, "next")])
 def test_versions_response(count: int, token: str) -> None:
-    docs = [document(i, version=i + 1) for i in range(count)]
+    snapshots = [
+        Snapshot.of(document(i, version=i + 1), CHANGES[i % len(CHANGES)]) for i in range(count)
+    ]
     expected = bytes(
         GetDocumentVersionsResponse(
-            versions=[version_message(d) for d in docs], next_page_token=token
+            versions=[version_message(s) for s in snapshots], next_page_token=token
         )
     )
-    assert wire.versions_response([Snapshot.of(d) for d in docs], token) == expected
+    assert wire.versions_response(snapshots, token) == expected
 
 
 def test_field_numbers_come_from_the_descriptors() -> None:
     assert (wire.LIST_DOCUMENTS, wire.LIST_NEXT_PAGE_TOKEN, wire.LIST_TOTAL_SIZE) == (1, 2, 3)
     assert (wire.VERSION_ID, wire.VERSION_DOCUMENT, wire.VERSION_TIMESTAMP) == (1, 2, 3)
     assert wire.VERSION_NUMBER == 4 and wire.GET_DOCUMENT == 1 and wire.VERSIONS == 1
+    audit = (
+        wire.VERSION_CHANGED_BY,
+        wire.VERSION_CHANGE_KIND,
+        wire.VERSION_CHANGE_MESSAGE,
+        wire.VERSION_REVERTED_FROM,
+    )
+    assert audit == (5, 6, 7, 8)

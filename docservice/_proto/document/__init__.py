@@ -4,19 +4,29 @@
 # This file has been @generated
 
 __all__ = (
+    "BlameDocumentRequest",
+    "BlameDocumentResponse",
+    "BlameRange",
+    "ChangeKind",
     "CreateDocumentRequest",
     "DeleteDocumentRequest",
     "DeleteDocumentResponse",
+    "DiffDocumentVersionsRequest",
+    "DiffDocumentVersionsResponse",
+    "DiffHunk",
+    "DiffLine",
     "Document",
     "DocumentServiceBase",
     "DocumentServiceStub",
     "DocumentStatus",
     "DocumentVersion",
+    "FieldChange",
     "GetDocumentRequest",
     "GetDocumentResponse",
     "GetDocumentVersionRequest",
     "GetDocumentVersionsRequest",
     "GetDocumentVersionsResponse",
+    "LineKind",
     "ListDocumentsRequest",
     "ListDocumentsResponse",
     "RestoreDocumentRequest",
@@ -45,6 +55,32 @@ _COMPILER_VERSION = "0.10.1"
 betterproto2.check_compiler_version(_COMPILER_VERSION)
 
 
+class ChangeKind(betterproto2.Enum):
+    """
+    What kind of write made a version.
+    """
+
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> EnumDescriptor:
+        return DOCUMENT_PROTO_DESCRIPTOR.enum_types_by_name["ChangeKind"]
+
+    CHANGE_KIND_UNSPECIFIED = 0
+    """
+    Not recorded (never written by this server).
+    """
+
+    CREATED = 1
+
+    UPDATED = 2
+
+    DELETED = 3
+
+    RESTORED = 4
+
+    REVERTED = 5
+
+
 class DocumentStatus(betterproto2.Enum):
     @betterproto2.staticproperty
     @staticmethod
@@ -56,6 +92,91 @@ class DocumentStatus(betterproto2.Enum):
     PUBLISHED = 1
 
     ARCHIVED = 2
+
+
+class LineKind(betterproto2.Enum):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> EnumDescriptor:
+        return DOCUMENT_PROTO_DESCRIPTOR.enum_types_by_name["LineKind"]
+
+    LINE_KIND_UNSPECIFIED = 0
+
+    EQUAL = 1
+
+    REMOVED = 2
+
+    ADDED = 3
+
+
+@dataclass(eq=False, repr=False)
+class BlameDocumentRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return DOCUMENT_PROTO_DESCRIPTOR.message_types_by_name["BlameDocumentRequest"]
+
+    id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    version: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+    """
+    Defaults to the current version.
+    """
+
+
+default_message_pool.register_message("document", "BlameDocumentRequest", BlameDocumentRequest)
+
+
+@dataclass(eq=False, repr=False)
+class BlameDocumentResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return DOCUMENT_PROTO_DESCRIPTOR.message_types_by_name["BlameDocumentResponse"]
+
+    id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    version: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+
+    ranges: "list[BlameRange]" = betterproto2.field(3, betterproto2.TYPE_MESSAGE, repeated=True)
+
+
+default_message_pool.register_message("document", "BlameDocumentResponse", BlameDocumentResponse)
+
+
+@dataclass(eq=False, repr=False)
+class BlameRange(betterproto2.Message):
+    """
+    Consecutive lines last changed by the same version.
+    """
+
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return DOCUMENT_PROTO_DESCRIPTOR.message_types_by_name["BlameRange"]
+
+    start_line: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+    """
+    1-based first line, and how many lines.
+    """
+
+    line_count: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+
+    version: "int" = betterproto2.field(3, betterproto2.TYPE_INT64)
+
+    changed_by: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+
+    timestamp: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
+    """
+    The time of that version (RFC 3339).
+    """
+
+    change_kind: "ChangeKind" = betterproto2.field(
+        6, betterproto2.TYPE_ENUM, default_factory=lambda: ChangeKind(0)
+    )
+
+
+default_message_pool.register_message("document", "BlameRange", BlameRange)
 
 
 @dataclass(eq=False, repr=False)
@@ -86,6 +207,11 @@ class CreateDocumentRequest(betterproto2.Message):
     AIP-155: retrying with the same request_id returns the first call's document.
     """
 
+    change_message: "str" = betterproto2.field(9, betterproto2.TYPE_STRING)
+    """
+    Why: recorded with the version this write makes (at most 1000 characters).
+    """
+
 
 default_message_pool.register_message("document", "CreateDocumentRequest", CreateDocumentRequest)
 
@@ -100,6 +226,11 @@ class DeleteDocumentRequest(betterproto2.Message):
     id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     etag: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+
+    change_message: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    Why: recorded with the version this write makes (at most 1000 characters).
+    """
 
 
 default_message_pool.register_message("document", "DeleteDocumentRequest", DeleteDocumentRequest)
@@ -116,6 +247,110 @@ class DeleteDocumentResponse(betterproto2.Message):
 
 
 default_message_pool.register_message("document", "DeleteDocumentResponse", DeleteDocumentResponse)
+
+
+@dataclass(eq=False, repr=False)
+class DiffDocumentVersionsRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return DOCUMENT_PROTO_DESCRIPTOR.message_types_by_name["DiffDocumentVersionsRequest"]
+
+    id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    from_version: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+    """
+    Defaults to to_version - 1.
+    """
+
+    to_version: "int" = betterproto2.field(3, betterproto2.TYPE_INT64)
+    """
+    Defaults to the current version.
+    """
+
+
+default_message_pool.register_message(
+    "document", "DiffDocumentVersionsRequest", DiffDocumentVersionsRequest
+)
+
+
+@dataclass(eq=False, repr=False)
+class DiffDocumentVersionsResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return DOCUMENT_PROTO_DESCRIPTOR.message_types_by_name["DiffDocumentVersionsResponse"]
+
+    id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    from_version: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+
+    to_version: "int" = betterproto2.field(3, betterproto2.TYPE_INT64)
+
+    field_changes: "list[FieldChange]" = betterproto2.field(
+        4, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+
+    hunks: "list[DiffHunk]" = betterproto2.field(5, betterproto2.TYPE_MESSAGE, repeated=True)
+
+    unified_diff: "str" = betterproto2.field(6, betterproto2.TYPE_STRING)
+    """
+    The content's hunks rendered as a unified diff (empty when the content is equal).
+    """
+
+
+default_message_pool.register_message(
+    "document", "DiffDocumentVersionsResponse", DiffDocumentVersionsResponse
+)
+
+
+@dataclass(eq=False, repr=False)
+class DiffHunk(betterproto2.Message):
+    """
+    A run of changed lines with up to three lines of context each side, as in a unified diff.
+    """
+
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return DOCUMENT_PROTO_DESCRIPTOR.message_types_by_name["DiffHunk"]
+
+    old_start: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+    """
+    1-based first line in the old / new content (0 when that side has no lines: a pure
+    insertion or deletion at the start), and the number of lines on each side.
+    """
+
+    old_lines: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+
+    new_start: "int" = betterproto2.field(3, betterproto2.TYPE_INT64)
+
+    new_lines: "int" = betterproto2.field(4, betterproto2.TYPE_INT64)
+
+    lines: "list[DiffLine]" = betterproto2.field(5, betterproto2.TYPE_MESSAGE, repeated=True)
+
+
+default_message_pool.register_message("document", "DiffHunk", DiffHunk)
+
+
+@dataclass(eq=False, repr=False)
+class DiffLine(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return DOCUMENT_PROTO_DESCRIPTOR.message_types_by_name["DiffLine"]
+
+    kind: "LineKind" = betterproto2.field(
+        1, betterproto2.TYPE_ENUM, default_factory=lambda: LineKind(0)
+    )
+
+    text: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    The line without its line break.
+    """
+
+
+default_message_pool.register_message("document", "DiffLine", DiffLine)
 
 
 @dataclass(eq=False, repr=False)
@@ -193,8 +428,62 @@ class DocumentVersion(betterproto2.Message):
 
     version: "int" = betterproto2.field(4, betterproto2.TYPE_INT64)
 
+    changed_by: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
+    """
+    Who made the change: the token's subject when auth is on; with auth off the unverified
+    `x-actor` request header, or empty.
+    """
+
+    change_kind: "ChangeKind" = betterproto2.field(
+        6, betterproto2.TYPE_ENUM, default_factory=lambda: ChangeKind(0)
+    )
+
+    change_message: "str" = betterproto2.field(7, betterproto2.TYPE_STRING)
+    """
+    The writer's change_message, if any.
+    """
+
+    reverted_from: "int" = betterproto2.field(8, betterproto2.TYPE_INT64)
+    """
+    For a revert: the version whose fields it restored (0 otherwise).
+    """
+
 
 default_message_pool.register_message("document", "DocumentVersion", DocumentVersion)
+
+
+@dataclass(eq=False, repr=False)
+class FieldChange(betterproto2.Message):
+    """
+    One metadata field that differs between the two versions.
+    """
+
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return DOCUMENT_PROTO_DESCRIPTOR.message_types_by_name["FieldChange"]
+
+    field: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    The Document field's name: title, status, author, category, tags, comments, is_deleted.
+    """
+
+    old_value: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    Scalar fields: the values in proto3 JSON form (status by name, is_deleted as true/false).
+    """
+
+    new_value: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+    added: "list[str]" = betterproto2.field(4, betterproto2.TYPE_STRING, repeated=True)
+    """
+    Repeated fields (tags, comments): the items only one side has.
+    """
+
+    removed: "list[str]" = betterproto2.field(5, betterproto2.TYPE_STRING, repeated=True)
+
+
+default_message_pool.register_message("document", "FieldChange", FieldChange)
 
 
 @dataclass(eq=False, repr=False)
@@ -354,6 +643,11 @@ class RestoreDocumentRequest(betterproto2.Message):
 
     etag: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
 
+    change_message: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    Why: recorded with the version this write makes (at most 1000 characters).
+    """
+
 
 default_message_pool.register_message("document", "RestoreDocumentRequest", RestoreDocumentRequest)
 
@@ -375,6 +669,11 @@ class RevertDocumentRequest(betterproto2.Message):
     version_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
 
     etag: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+
+    change_message: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
+    """
+    Why: recorded with the version this write makes (at most 1000 characters).
+    """
 
 
 default_message_pool.register_message("document", "RevertDocumentRequest", RevertDocumentRequest)
@@ -416,6 +715,11 @@ class UpdateDocumentRequest(betterproto2.Message):
     etag: "str" = betterproto2.field(10, betterproto2.TYPE_STRING)
     """
     If set, the write happens only while the document still has this etag.
+    """
+
+    change_message: "str" = betterproto2.field(11, betterproto2.TYPE_STRING)
+    """
+    Why: recorded with the version this write makes (at most 1000 characters).
     """
 
 
@@ -601,11 +905,53 @@ class DocumentServiceStub(betterproto2_grpclib.ServiceStub):
             metadata=metadata,
         )
 
+    async def diff_document_versions(
+        self,
+        message: "DiffDocumentVersionsRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "DiffDocumentVersionsResponse":
+        """
+        What changed between two versions: metadata fields and line hunks of the content.
+        """
+
+        return await self._unary_unary(
+            "/document.DocumentService/DiffDocumentVersions",
+            message,
+            DiffDocumentVersionsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def blame_document(
+        self,
+        message: "BlameDocumentRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "BlameDocumentResponse":
+        """
+        For each line of a version's content, the version that last changed it, and who made it.
+        """
+
+        return await self._unary_unary(
+            "/document.DocumentService/BlameDocument",
+            message,
+            BlameDocumentResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
 
 from ..google import protobuf as _google__protobuf__
 
 DOCUMENT_PROTO_DESCRIPTOR = default_google_proto_descriptor_pool.AddSerializedFile(
-    b'\n\x0edocument.proto\x12\x08document\x1a google/protobuf/field_mask.proto"\x8a\x03\n\x08Document\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05title\x18\x02 \x01(\tR\x05title\x12\x18\n\x07content\x18\x03 \x01(\tR\x07content\x120\n\x06status\x18\x04 \x01(\x0e2\x18.document.DocumentStatusR\x06status\x12\x16\n\x06author\x18\x05 \x01(\tR\x06author\x12\x12\n\x04tags\x18\x06 \x03(\tR\x04tags\x12\x1a\n\x08category\x18\x07 \x01(\tR\x08category\x12\x1a\n\x08comments\x18\x08 \x03(\tR\x08comments\x12\x1d\n\ncreated_at\x18\t \x01(\tR\tcreatedAt\x12\x1d\n\nupdated_at\x18\n \x01(\tR\tupdatedAt\x12\x1d\n\nis_deleted\x18\x0b \x01(\x08R\tisDeleted\x12\x18\n\x07version\x18\x0c \x01(\x03R\x07version\x12\x12\n\x04etag\x18\r \x01(\tR\x04etag\x12\x1d\n\ndeleted_at\x18\x0e \x01(\tR\tdeletedAt"\x98\x01\n\x0fDocumentVersion\x12\x1d\n\nversion_id\x18\x01 \x01(\tR\tversionId\x12.\n\x08document\x18\x02 \x01(\x0b2\x12.document.DocumentR\x08document\x12\x1c\n\ttimestamp\x18\x03 \x01(\tR\ttimestamp\x12\x18\n\x07version\x18\x04 \x01(\x03R\x07version"$\n\x12GetDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"E\n\x13GetDocumentResponse\x12.\n\x08document\x18\x01 \x01(\x0b2\x12.document.DocumentR\x08document"\xfc\x01\n\x15CreateDocumentRequest\x12\x14\n\x05title\x18\x01 \x01(\tR\x05title\x12\x18\n\x07content\x18\x02 \x01(\tR\x07content\x120\n\x06status\x18\x03 \x01(\x0e2\x18.document.DocumentStatusR\x06status\x12\x16\n\x06author\x18\x04 \x01(\tR\x06author\x12\x12\n\x04tags\x18\x05 \x03(\tR\x04tags\x12\x1a\n\x08category\x18\x06 \x01(\tR\x08category\x12\x1a\n\x08comments\x18\x07 \x03(\tR\x08comments\x12\x1d\n\nrequest_id\x18\x08 \x01(\tR\trequestId"\xbe\x02\n\x15UpdateDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05title\x18\x02 \x01(\tR\x05title\x12\x18\n\x07content\x18\x03 \x01(\tR\x07content\x120\n\x06status\x18\x04 \x01(\x0e2\x18.document.DocumentStatusR\x06status\x12\x16\n\x06author\x18\x05 \x01(\tR\x06author\x12\x12\n\x04tags\x18\x06 \x03(\tR\x04tags\x12\x1a\n\x08category\x18\x07 \x01(\tR\x08category\x12\x1a\n\x08comments\x18\x08 \x03(\tR\x08comments\x12;\n\x0bupdate_mask\x18\t \x01(\x0b2\x1a.google.protobuf.FieldMaskR\nupdateMask\x12\x12\n\x04etag\x18\n \x01(\tR\x04etag"H\n\x16UpdateDocumentResponse\x12.\n\x08document\x18\x01 \x01(\x0b2\x12.document.DocumentR\x08document";\n\x15DeleteDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04etag\x18\x02 \x01(\tR\x04etag"2\n\x16DeleteDocumentResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success"<\n\x16RestoreDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04etag\x18\x02 \x01(\tR\x04etag"\xa7\x02\n\x14ListDocumentsRequest\x12\x12\n\x04skip\x18\x01 \x01(\x05R\x04skip\x12\x14\n\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\x125\n\x06status\x18\x05 \x01(\x0e2\x18.document.DocumentStatusH\x00R\x06status\x88\x01\x01\x12\x16\n\x06author\x18\x06 \x01(\tR\x06author\x12\x10\n\x03tag\x18\x07 \x01(\tR\x03tag\x12\x1a\n\x08category\x18\x08 \x01(\tR\x08category\x12!\n\x0cshow_deleted\x18\t \x01(\x08R\x0bshowDeletedB\t\n\x07_status"\x90\x01\n\x15ListDocumentsResponse\x120\n\tdocuments\x18\x01 \x03(\x0b2\x12.document.DocumentR\tdocuments\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n\ntotal_size\x18\x03 \x01(\x05R\ttotalSize"h\n\x1aGetDocumentVersionsRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken"|\n\x1bGetDocumentVersionsResponse\x125\n\x08versions\x18\x01 \x03(\x0b2\x19.document.DocumentVersionR\x08versions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken"d\n\x19GetDocumentVersionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nversion_id\x18\x02 \x01(\tR\tversionId\x12\x18\n\x07version\x18\x03 \x01(\x03R\x07version"t\n\x15RevertDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x1d\n\nversion_id\x18\x03 \x01(\tR\tversionId\x12\x12\n\x04etag\x18\x04 \x01(\tR\x04etag*6\n\x0eDocumentStatus\x12\x07\n\x05DRAFT\x12\r\n\tPUBLISHED\x10\x01\x12\x0c\n\x08ARCHIVED\x10\x022\xea\x05\n\x0fDocumentService\x12J\n\x0bGetDocument\x12\x1c.document.GetDocumentRequest\x1a\x1d.document.GetDocumentResponse\x12E\n\x0eCreateDocument\x12\x1f.document.CreateDocumentRequest\x1a\x12.document.Document\x12S\n\x0eUpdateDocument\x12\x1f.document.UpdateDocumentRequest\x1a .document.UpdateDocumentResponse\x12S\n\x0eDeleteDocument\x12\x1f.document.DeleteDocumentRequest\x1a .document.DeleteDocumentResponse\x12G\n\x0fRestoreDocument\x12 .document.RestoreDocumentRequest\x1a\x12.document.Document\x12P\n\rListDocuments\x12\x1e.document.ListDocumentsRequest\x1a\x1f.document.ListDocumentsResponse\x12b\n\x13GetDocumentVersions\x12$.document.GetDocumentVersionsRequest\x1a%.document.GetDocumentVersionsResponse\x12T\n\x12GetDocumentVersion\x12#.document.GetDocumentVersionRequest\x1a\x19.document.DocumentVersion\x12E\n\x0eRevertDocument\x12\x1f.document.RevertDocumentRequest\x1a\x12.document.Documentb\x06proto3'
+    b'\n\x0edocument.proto\x12\x08document\x1a google/protobuf/field_mask.proto"\x8a\x03\n\x08Document\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05title\x18\x02 \x01(\tR\x05title\x12\x18\n\x07content\x18\x03 \x01(\tR\x07content\x120\n\x06status\x18\x04 \x01(\x0e2\x18.document.DocumentStatusR\x06status\x12\x16\n\x06author\x18\x05 \x01(\tR\x06author\x12\x12\n\x04tags\x18\x06 \x03(\tR\x04tags\x12\x1a\n\x08category\x18\x07 \x01(\tR\x08category\x12\x1a\n\x08comments\x18\x08 \x03(\tR\x08comments\x12\x1d\n\ncreated_at\x18\t \x01(\tR\tcreatedAt\x12\x1d\n\nupdated_at\x18\n \x01(\tR\tupdatedAt\x12\x1d\n\nis_deleted\x18\x0b \x01(\x08R\tisDeleted\x12\x18\n\x07version\x18\x0c \x01(\x03R\x07version\x12\x12\n\x04etag\x18\r \x01(\tR\x04etag\x12\x1d\n\ndeleted_at\x18\x0e \x01(\tR\tdeletedAt"\xba\x02\n\x0fDocumentVersion\x12\x1d\n\nversion_id\x18\x01 \x01(\tR\tversionId\x12.\n\x08document\x18\x02 \x01(\x0b2\x12.document.DocumentR\x08document\x12\x1c\n\ttimestamp\x18\x03 \x01(\tR\ttimestamp\x12\x18\n\x07version\x18\x04 \x01(\x03R\x07version\x12\x1d\n\nchanged_by\x18\x05 \x01(\tR\tchangedBy\x125\n\x0bchange_kind\x18\x06 \x01(\x0e2\x14.document.ChangeKindR\nchangeKind\x12%\n\x0echange_message\x18\x07 \x01(\tR\rchangeMessage\x12#\n\rreverted_from\x18\x08 \x01(\x03R\x0crevertedFrom"$\n\x12GetDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"E\n\x13GetDocumentResponse\x12.\n\x08document\x18\x01 \x01(\x0b2\x12.document.DocumentR\x08document"\xa3\x02\n\x15CreateDocumentRequest\x12\x14\n\x05title\x18\x01 \x01(\tR\x05title\x12\x18\n\x07content\x18\x02 \x01(\tR\x07content\x120\n\x06status\x18\x03 \x01(\x0e2\x18.document.DocumentStatusR\x06status\x12\x16\n\x06author\x18\x04 \x01(\tR\x06author\x12\x12\n\x04tags\x18\x05 \x03(\tR\x04tags\x12\x1a\n\x08category\x18\x06 \x01(\tR\x08category\x12\x1a\n\x08comments\x18\x07 \x03(\tR\x08comments\x12\x1d\n\nrequest_id\x18\x08 \x01(\tR\trequestId\x12%\n\x0echange_message\x18\t \x01(\tR\rchangeMessage"\xe5\x02\n\x15UpdateDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05title\x18\x02 \x01(\tR\x05title\x12\x18\n\x07content\x18\x03 \x01(\tR\x07content\x120\n\x06status\x18\x04 \x01(\x0e2\x18.document.DocumentStatusR\x06status\x12\x16\n\x06author\x18\x05 \x01(\tR\x06author\x12\x12\n\x04tags\x18\x06 \x03(\tR\x04tags\x12\x1a\n\x08category\x18\x07 \x01(\tR\x08category\x12\x1a\n\x08comments\x18\x08 \x03(\tR\x08comments\x12;\n\x0bupdate_mask\x18\t \x01(\x0b2\x1a.google.protobuf.FieldMaskR\nupdateMask\x12\x12\n\x04etag\x18\n \x01(\tR\x04etag\x12%\n\x0echange_message\x18\x0b \x01(\tR\rchangeMessage"H\n\x16UpdateDocumentResponse\x12.\n\x08document\x18\x01 \x01(\x0b2\x12.document.DocumentR\x08document"b\n\x15DeleteDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04etag\x18\x02 \x01(\tR\x04etag\x12%\n\x0echange_message\x18\x03 \x01(\tR\rchangeMessage"2\n\x16DeleteDocumentResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success"c\n\x16RestoreDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04etag\x18\x02 \x01(\tR\x04etag\x12%\n\x0echange_message\x18\x03 \x01(\tR\rchangeMessage"\xa7\x02\n\x14ListDocumentsRequest\x12\x12\n\x04skip\x18\x01 \x01(\x05R\x04skip\x12\x14\n\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\x125\n\x06status\x18\x05 \x01(\x0e2\x18.document.DocumentStatusH\x00R\x06status\x88\x01\x01\x12\x16\n\x06author\x18\x06 \x01(\tR\x06author\x12\x10\n\x03tag\x18\x07 \x01(\tR\x03tag\x12\x1a\n\x08category\x18\x08 \x01(\tR\x08category\x12!\n\x0cshow_deleted\x18\t \x01(\x08R\x0bshowDeletedB\t\n\x07_status"\x90\x01\n\x15ListDocumentsResponse\x120\n\tdocuments\x18\x01 \x03(\x0b2\x12.document.DocumentR\tdocuments\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n\ntotal_size\x18\x03 \x01(\x05R\ttotalSize"h\n\x1aGetDocumentVersionsRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken"|\n\x1bGetDocumentVersionsResponse\x125\n\x08versions\x18\x01 \x03(\x0b2\x19.document.DocumentVersionR\x08versions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken"d\n\x19GetDocumentVersionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nversion_id\x18\x02 \x01(\tR\tversionId\x12\x18\n\x07version\x18\x03 \x01(\x03R\x07version"\x9b\x01\n\x15RevertDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x1d\n\nversion_id\x18\x03 \x01(\tR\tversionId\x12\x12\n\x04etag\x18\x04 \x01(\tR\x04etag\x12%\n\x0echange_message\x18\x05 \x01(\tR\rchangeMessage"o\n\x1bDiffDocumentVersionsRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12!\n\x0cfrom_version\x18\x02 \x01(\x03R\x0bfromVersion\x12\x1d\n\nto_version\x18\x03 \x01(\x03R\ttoVersion"\x8d\x01\n\x0bFieldChange\x12\x14\n\x05field\x18\x01 \x01(\tR\x05field\x12\x1b\n\told_value\x18\x02 \x01(\tR\x08oldValue\x12\x1b\n\tnew_value\x18\x03 \x01(\tR\x08newValue\x12\x14\n\x05added\x18\x04 \x03(\tR\x05added\x12\x18\n\x07removed\x18\x05 \x03(\tR\x07removed"F\n\x08DiffLine\x12&\n\x04kind\x18\x01 \x01(\x0e2\x12.document.LineKindR\x04kind\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text"\xa8\x01\n\x08DiffHunk\x12\x1b\n\told_start\x18\x01 \x01(\x03R\x08oldStart\x12\x1b\n\told_lines\x18\x02 \x01(\x03R\x08oldLines\x12\x1b\n\tnew_start\x18\x03 \x01(\x03R\x08newStart\x12\x1b\n\tnew_lines\x18\x04 \x01(\x03R\x08newLines\x12(\n\x05lines\x18\x05 \x03(\x0b2\x12.document.DiffLineR\x05lines"\xf9\x01\n\x1cDiffDocumentVersionsResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12!\n\x0cfrom_version\x18\x02 \x01(\x03R\x0bfromVersion\x12\x1d\n\nto_version\x18\x03 \x01(\x03R\ttoVersion\x12:\n\rfield_changes\x18\x04 \x03(\x0b2\x15.document.FieldChangeR\x0cfieldChanges\x12(\n\x05hunks\x18\x05 \x03(\x0b2\x12.document.DiffHunkR\x05hunks\x12!\n\x0cunified_diff\x18\x06 \x01(\tR\x0bunifiedDiff"@\n\x14BlameDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"\xd8\x01\n\nBlameRange\x12\x1d\n\nstart_line\x18\x01 \x01(\x03R\tstartLine\x12\x1d\n\nline_count\x18\x02 \x01(\x03R\tlineCount\x12\x18\n\x07version\x18\x03 \x01(\x03R\x07version\x12\x1d\n\nchanged_by\x18\x04 \x01(\tR\tchangedBy\x12\x1c\n\ttimestamp\x18\x05 \x01(\tR\ttimestamp\x125\n\x0bchange_kind\x18\x06 \x01(\x0e2\x14.document.ChangeKindR\nchangeKind"o\n\x15BlameDocumentResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12,\n\x06ranges\x18\x03 \x03(\x0b2\x14.document.BlameRangeR\x06ranges*6\n\x0eDocumentStatus\x12\x07\n\x05DRAFT\x12\r\n\tPUBLISHED\x10\x01\x12\x0c\n\x08ARCHIVED\x10\x02*j\n\nChangeKind\x12\x19\n\x17CHANGE_KIND_UNSPECIFIED\x12\x0b\n\x07CREATED\x10\x01\x12\x0b\n\x07UPDATED\x10\x02\x12\x0b\n\x07DELETED\x10\x03\x12\x0c\n\x08RESTORED\x10\x04\x12\x0c\n\x08REVERTED\x10\x05*F\n\x08LineKind\x12\x17\n\x15LINE_KIND_UNSPECIFIED\x12\t\n\x05EQUAL\x10\x01\x12\x0b\n\x07REMOVED\x10\x02\x12\t\n\x05ADDED\x10\x032\xa3\x07\n\x0fDocumentService\x12J\n\x0bGetDocument\x12\x1c.document.GetDocumentRequest\x1a\x1d.document.GetDocumentResponse\x12E\n\x0eCreateDocument\x12\x1f.document.CreateDocumentRequest\x1a\x12.document.Document\x12S\n\x0eUpdateDocument\x12\x1f.document.UpdateDocumentRequest\x1a .document.UpdateDocumentResponse\x12S\n\x0eDeleteDocument\x12\x1f.document.DeleteDocumentRequest\x1a .document.DeleteDocumentResponse\x12G\n\x0fRestoreDocument\x12 .document.RestoreDocumentRequest\x1a\x12.document.Document\x12P\n\rListDocuments\x12\x1e.document.ListDocumentsRequest\x1a\x1f.document.ListDocumentsResponse\x12b\n\x13GetDocumentVersions\x12$.document.GetDocumentVersionsRequest\x1a%.document.GetDocumentVersionsResponse\x12T\n\x12GetDocumentVersion\x12#.document.GetDocumentVersionRequest\x1a\x19.document.DocumentVersion\x12E\n\x0eRevertDocument\x12\x1f.document.RevertDocumentRequest\x1a\x12.document.Document\x12e\n\x14DiffDocumentVersions\x12%.document.DiffDocumentVersionsRequest\x1a&.document.DiffDocumentVersionsResponse\x12P\n\rBlameDocument\x12\x1e.document.BlameDocumentRequest\x1a\x1f.document.BlameDocumentResponseb\x06proto3'
 )
 
 
@@ -647,6 +993,22 @@ class DocumentServiceBase(betterproto2_grpclib.ServiceBase):
     async def revert_document(self, message: "RevertDocumentRequest") -> "Document":
         """
         Appends a new version whose fields equal those of an older version.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def diff_document_versions(
+        self, message: "DiffDocumentVersionsRequest"
+    ) -> "DiffDocumentVersionsResponse":
+        """
+        What changed between two versions: metadata fields and line hunks of the content.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def blame_document(self, message: "BlameDocumentRequest") -> "BlameDocumentResponse":
+        """
+        For each line of a version's content, the version that last changed it, and who made it.
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
@@ -724,6 +1086,23 @@ class DocumentServiceBase(betterproto2_grpclib.ServiceBase):
         response = await self.revert_document(request)
         await stream.send_message(response)
 
+    async def __rpc_diff_document_versions(
+        self,
+        stream: "grpclib.server.Stream[DiffDocumentVersionsRequest, DiffDocumentVersionsResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.diff_document_versions(request)
+        await stream.send_message(response)
+
+    async def __rpc_blame_document(
+        self, stream: "grpclib.server.Stream[BlameDocumentRequest, BlameDocumentResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.blame_document(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> "dict[str, grpclib.const.Handler]":
         return {
             "/document.DocumentService/GetDocument": grpclib.const.Handler(
@@ -779,5 +1158,17 @@ class DocumentServiceBase(betterproto2_grpclib.ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 RevertDocumentRequest,
                 Document,
+            ),
+            "/document.DocumentService/DiffDocumentVersions": grpclib.const.Handler(
+                self.__rpc_diff_document_versions,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                DiffDocumentVersionsRequest,
+                DiffDocumentVersionsResponse,
+            ),
+            "/document.DocumentService/BlameDocument": grpclib.const.Handler(
+                self.__rpc_blame_document,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                BlameDocumentRequest,
+                BlameDocumentResponse,
             ),
         }

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from docservice._proto.document import Document
-from docservice.core.repository import EncodedDocument, Page, Snapshot
+from docservice._proto.document import ChangeKind, Document
+from docservice.core.repository import Change, EncodedDocument, Page, Snapshot
 
 __all__ = [
     "GarbageEntry",
@@ -24,8 +24,8 @@ __all__ = [
     "unpack_document",
     "unpack_encoded",
     "unpack_page",
+    "unpack_snapshot",
     "unpack_snapshots",
-    "unpack_version",
     "unseal",
 ]
 
@@ -77,27 +77,31 @@ def unpack_encoded(fields: list[object]) -> EncodedDocument | None:
     return EncodedDocument(payload, deleted == DELETED)
 
 
-# -- versions: a sealed `updated_at` line followed by the encoded Document ---------------------
+# -- versions: a sealed `updated_at` line, a JSON line of the change, the encoded Document -----
 
 
 def pack_snapshot(snapshot: Snapshot) -> bytes:
-    return seal(snapshot.updated_at.encode() + b"\n" + snapshot.encoded)
+    change = snapshot.change
+    audit = [int(change.kind), change.by, change.message, change.reverted_from]
+    header = json.dumps(audit, separators=(",", ":"), ensure_ascii=True).encode()
+    return seal(snapshot.updated_at.encode() + b"\n" + header + b"\n" + snapshot.encoded)
 
 
 def unpack_snapshot(raw: object, version: int) -> Snapshot | None:
     if raw is None:
         return None
-    updated_at, _, encoded = unseal(raw).partition(b"\n")
+    updated_at, _, rest = unseal(raw).partition(b"\n")
     # A timestamp as format_timestamp writes it; anything else (say, an entry written in an
     # older format, which starts with the Document itself) is garbage.
     if len(updated_at) != TIMESTAMP_LENGTH or not updated_at.endswith(b"Z"):
         raise GarbageEntry("no timestamp line")
-    return Snapshot(version, updated_at.decode("ascii", "replace"), encoded)
-
-
-def unpack_version(raw: object, version: int) -> Document | None:
-    snapshot = unpack_snapshot(raw, version)
-    return None if snapshot is None else _parse(snapshot.encoded)
+    header, _, encoded = rest.partition(b"\n")
+    try:
+        kind, by, message, reverted_from = json.loads(header)
+        change = Change(ChangeKind(int(kind)), str(by), str(message), int(reverted_from))
+    except (ValueError, TypeError) as exc:  # also an entry of the format before the audit
+        raise GarbageEntry(f"change line: {exc}") from None
+    return Snapshot(version, updated_at.decode("ascii", "replace"), encoded, change)
 
 
 def unpack_snapshots(values: object, after_version: int) -> list[Snapshot] | None:

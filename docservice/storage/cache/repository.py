@@ -51,6 +51,7 @@ from redis.retry import Retry
 
 from docservice._proto.document import Document
 from docservice.core.repository import (
+    Change,
     DocumentRepository,
     EncodedDocument,
     ListQuery,
@@ -66,8 +67,8 @@ from docservice.storage.cache.entries import (
     unpack_document,
     unpack_encoded,
     unpack_page,
+    unpack_snapshot,
     unpack_snapshots,
-    unpack_version,
 )
 from docservice.storage.cache.repair import Repair
 from docservice.storage.cache.scripts import (
@@ -227,16 +228,16 @@ class CachedDocumentRepository:
             await self._store_versions(document_id, snapshots)
         return snapshots
 
-    async def version(self, document_id: str, version: int) -> Document | None:
+    async def version(self, document_id: str, version: int) -> Snapshot | None:
         key = self._version_key(document_id, version)
         found = await self._lookup(
-            lambda redis: redis.get(key), lambda raw: unpack_version(raw, version)
+            lambda redis: redis.get(key), lambda raw: unpack_snapshot(raw, version)
         )
         if not isinstance(found, _Miss):
             return found
         snapshot = await self._inner.version(document_id, version)
         if found.fill and snapshot is not None:
-            await self._store_versions(document_id, [Snapshot.of(snapshot)])
+            await self._store_versions(document_id, [snapshot])
         return snapshot
 
     async def get_by_request_id(self, request_id: str) -> Document | None:
@@ -244,13 +245,13 @@ class CachedDocumentRepository:
 
     # -- writes: the database first, then the cache, whose trouble never fails the write -----
 
-    async def create(self, document: Document, request_id: str) -> Document:
-        created = await self._inner.create(document, request_id)
+    async def create(self, document: Document, request_id: str, change: Change) -> Document:
+        created = await self._inner.create(document, request_id, change)
         await self._after_write(created)
         return created
 
-    async def save(self, document: Document, previous: Document) -> bool:
-        saved = await self._inner.save(document, previous)
+    async def save(self, document: Document, previous: Document, change: Change) -> bool:
+        saved = await self._inner.save(document, previous, change)
         if saved:
             await self._after_write(document)
         return saved

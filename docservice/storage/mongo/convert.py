@@ -1,4 +1,4 @@
-"""The MongoDB migration step to the delta history format: full-copy snapshots (a `content`
+"""The MongoDB migration steps. First, to the delta history format: full-copy snapshots (a `content`
 field) to keyframes and deltas (docservice/storage/history.py).
 
 Resumable without transactions. Snapshots are converted one at a time, in version order, each
@@ -7,6 +7,9 @@ converted. A document is done when its record carries a tip, set last; an interr
 documents without one, and the next run converts their remaining snapshots, starting a new chain
 (a keyframe) at the first of them. A marker in `docservice_migrations` records that every
 document is done, so that later starts cost one lookup.
+
+Then the audit trail: snapshots written before it get the kind of change their rows tell
+(`derive_change_kinds`), with its own marker.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from docservice.storage.history import HistoryPolicy, Tip, first_content, next_content
-from docservice.storage.mongo.models import tip_fields
+from docservice.storage.mongo.models import tip_fields, version_id
 
-__all__ = ["MARKER", "convert_history"]
+__all__ = ["AUDIT_MARKER", "MARKER", "convert_history", "derive_change_kinds"]
 
 MARKER = "history-deltas"
 BATCH = 100
@@ -109,3 +112,54 @@ class _Fields:
 
     def __init__(self, record: dict[str, Any]) -> None:
         self.__dict__.update(record)
+
+
+AUDIT_MARKER = "audit-trail"
+# ChangeKind numbers (proto/document.proto): frozen on the wire.
+CREATED, UPDATED, DELETED, RESTORED = 1, 2, 3, 4
+
+
+async def derive_change_kinds(database: AsyncDatabase[dict[str, Any]]) -> int:
+    """Give snapshots written before the audit trail the kind their rows tell: version 1 was
+    created, one that sets `is_deleted` a delete, one that clears it a restore, every other an
+    update (a revert left no mark). Documents get the kind of their current version too, for
+    the snapshot a crash may have lost. One update per record, so an interrupted run resumes
+    with those still without a kind. Returns how many records were given one."""
+    migrations = database["docservice_migrations"]
+    if await migrations.find_one({"_id": AUDIT_MARKER}) is not None:
+        return 0
+    versions = database["document_versions"]
+    derived = 0
+    for collection, document_id in ((versions, "document_id"), (database["documents"], "_id")):
+        after_id = ""
+        while True:
+            batch = (
+                await collection.find(
+                    {"change_kind": {"$exists": False}, "_id": {"$gt": after_id}},
+                    projection={"_id": 1, document_id: 1, "version": 1, "is_deleted": 1},
+                )
+                .sort("_id", 1)
+                .limit(BATCH)
+                .to_list()
+            )
+            if not batch:
+                break
+            after_id = batch[-1]["_id"]
+            for record in batch:
+                kind = await _kind_of(versions, record[document_id], record)
+                changes = {"change_kind": kind, "changed_by": "", "change_message": ""}
+                await collection.update_one({"_id": record["_id"]}, {"$set": changes})
+                derived += 1
+    await migrations.update_one({"_id": AUDIT_MARKER}, {"$set": {"done": True}}, upsert=True)
+    return derived
+
+
+async def _kind_of(versions: Collection, document_id: str, record: dict[str, Any]) -> int:
+    if record["version"] == 1:
+        return CREATED
+    previous = await versions.find_one(
+        {"_id": version_id(document_id, record["version"] - 1)}, projection={"is_deleted": 1}
+    )
+    was_deleted = bool(previous and previous.get("is_deleted"))
+    is_deleted = bool(record.get("is_deleted"))
+    return {(False, True): DELETED, (True, False): RESTORED}.get((was_deleted, is_deleted), UPDATED)

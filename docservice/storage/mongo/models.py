@@ -16,7 +16,8 @@ from pydantic import BaseModel, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from docservice._proto.document import Document
-from docservice.core.model import editable_values, parse_timestamp, stored_document
+from docservice.core.model import change_values, editable_values, parse_timestamp, stored_document
+from docservice.core.repository import Change
 from docservice.storage.history import StoredContent as StoredHistory
 from docservice.storage.history import Tip
 
@@ -55,6 +56,12 @@ class StoredContent(BaseModel):
     # Kept beside deleted_at for the live-documents filter: nx-27017 (the test server) counts
     # and combines `{deleted_at: None}` wrongly.
     is_deleted: bool = False
+    # The audit trail of the change that made this version (core.repository.Change). The
+    # document carries it too, so that a snapshot lost in a crash is repaired with it.
+    change_kind: int = 0
+    changed_by: str = ""
+    change_message: str = ""
+    reverted_from: int = 0
 
 
 class DocumentRecord(BeanieDocument, StoredContent):
@@ -111,18 +118,25 @@ def version_id(document_id: str, version: int) -> str:
     return f"{document_id}:{version}"
 
 
-def stored_fields(document: Document, tip: Tip) -> dict[str, Any]:
-    """The fields of `document`'s record: its state and the tip of its version's content."""
-    return {**_metadata(document), "content": document.content, **tip_fields(tip)}
+def stored_fields(document: Document, tip: Tip, change: Change) -> dict[str, Any]:
+    """The fields of `document`'s record: its state, the tip of its version's content and the
+    change that made it."""
+    return {
+        **_metadata(document),
+        "content": document.content,
+        **tip_fields(tip),
+        **change_values(change),
+    }
 
 
-def version_fields(document: Document, stored: StoredHistory) -> dict[str, Any]:
+def version_fields(document: Document, stored: StoredHistory, change: Change) -> dict[str, Any]:
     """The fields of the snapshot of `document`: its metadata, its content as `stored`."""
     content = {name: value for name, value in stored.fields().items() if value is not None}
     return {
         "_id": version_id(document.id, document.version),
         "document_id": document.id,
         **_metadata(document),
+        **change_values(change),
         **content,  # a row that stores no content has no kind, base or payload at all
     }
 

@@ -43,7 +43,8 @@ from pymongo import DESCENDING, AsyncMongoClient
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, ServerSelectionTimeoutError
 
 from docservice._proto.document import Document
-from docservice.core.repository import DocumentRepository, ListQuery, Page, Snapshot
+from docservice.core.model import stored_change
+from docservice.core.repository import Change, DocumentRepository, ListQuery, Page, Snapshot
 from docservice.storage.history import (
     CONTENT_FIELDS,
     KINDS,
@@ -58,7 +59,7 @@ from docservice.storage.history import (
 )
 from docservice.storage.idempotency import create_once
 from docservice.storage.listing import equality_filters, page_of, rows_to_fetch
-from docservice.storage.mongo.convert import convert_history
+from docservice.storage.mongo.convert import convert_history, derive_change_kinds
 from docservice.storage.mongo.models import (
     DocumentRecord,
     VersionRecord,
@@ -147,6 +148,7 @@ class MongoDocumentRepository(DocumentRepository):
         async with self._registering:
             await self._register_models(skip_indexes=False)
             await convert_history(self._client[self._database], self._history)
+            await derive_change_kinds(self._client[self._database])
             self._ready = True
 
     async def _ensure_ready(self) -> None:
@@ -165,7 +167,7 @@ class MongoDocumentRepository(DocumentRepository):
         found = await self._find_document(document_id)
         if found is None:
             return None
-        document, tip = found
+        document, tip, _ = found
         if fresh and tip is not None:  # remembered for the write that follows
             self._tips.remember(document_id, document.version, tip)
         return document
@@ -174,16 +176,15 @@ class MongoDocumentRepository(DocumentRepository):
         await self._ensure_ready()
         return await self._find_by_request_id(request_id)
 
-    async def create(self, document: Document, request_id: str) -> Document:
+    async def create(self, document: Document, request_id: str, change: Change) -> Document:
         await self._ensure_ready()
         stored = first_content(document.content, document.version)
-        record = DocumentRecord(
-            _id=document.id, request_id=request_id or None, **stored_fields(document, stored.tip)
-        )
+        fields = stored_fields(document, stored.tip, change)
+        record = DocumentRecord(_id=document.id, request_id=request_id or None, **fields)
 
         async def insert() -> None:
             await self._insert_document(record)
-            await self._insert_snapshot(document, stored)
+            await self._insert_snapshot(document, stored, change)
 
         return await create_once(
             document,
@@ -193,7 +194,7 @@ class MongoDocumentRepository(DocumentRepository):
             by_request_id=self._find_by_request_id,
         )
 
-    async def save(self, document: Document, previous: Document) -> bool:
+    async def save(self, document: Document, previous: Document, change: Change) -> bool:
         await self._ensure_ready()
         tip = await self._tip(previous)
         if tip is None:
@@ -202,9 +203,9 @@ class MongoDocumentRepository(DocumentRepository):
         stored = next_content(
             previous.content, document.content, tip, document.version, self._history
         )
-        if not await self._compare_and_set(document, stored.tip, previous.version):
+        if not await self._compare_and_set(document, stored.tip, change, previous.version):
             return False
-        await self._insert_snapshot(document, stored)
+        await self._insert_snapshot(document, stored, change)
         return True
 
     async def _tip(self, previous: Document) -> Tip | None:
@@ -234,18 +235,19 @@ class MongoDocumentRepository(DocumentRepository):
         history = []
         for record in records:
             rebuild.feed(record)
-            history.append(document_of(record, document_id, rebuild.content(record)))
+            document = document_of(record, document_id, rebuild.content(record))
+            history.append(Snapshot.of(document, stored_change(record)))
         if len(history) < limit:  # the end of the history: is the newest snapshot missing?
             found = await self._find_document(document_id)
             newest = history[-1].version if history else after_version
             if found is not None and found[0].version == newest + 1 and limit > 0:
-                current, tip = found
+                current, tip, change = found
                 if tip is not None:
-                    await self._repair_snapshot(current, tip)
-                history.append(current)
-        return [Snapshot.of(s) for s in history]
+                    await self._repair_snapshot(current, tip, change)
+                history.append(Snapshot.of(current, change))
+        return history
 
-    async def version(self, document_id: str, version: int) -> Document | None:
+    async def version(self, document_id: str, version: int) -> Snapshot | None:
         await self._ensure_ready()
         # One round trip for the version and, speculatively, the K + 1 versions below it: the
         # rows that rebuild it are among those unless metadata-only versions stretch its chain
@@ -260,9 +262,11 @@ class MongoDocumentRepository(DocumentRepository):
                 else:
                     rows = await self._find_chain(document_id, record, below=record.version)
             content = Rebuild(document_id).contents([*rows, record], version)
-            return document_of(record, document_id, content)
+            return Snapshot.of(document_of(record, document_id, content), stored_change(record))
         found = await self._find_document(document_id)  # the newest may await its repair
-        return found[0] if found is not None and found[0].version == version else None
+        if found is None or found[0].version != version:
+            return None
+        return Snapshot.of(found[0], found[2])
 
     @_retry
     async def ping(self) -> None:
@@ -282,9 +286,12 @@ class MongoDocumentRepository(DocumentRepository):
         )
 
     @_retry
-    async def _find_document(self, document_id: str) -> tuple[Document, Tip | None] | None:
+    async def _find_document(self, document_id: str) -> tuple[Document, Tip | None, Change] | None:
+        """The document, the tip of its version's content and the change that made it."""
         record = await DocumentRecord.get(document_id)
-        return None if record is None else (document_of(record, document_id), tip_of(record))
+        if record is None:
+            return None
+        return document_of(record, document_id), tip_of(record), stored_change(record)
 
     @_retry
     async def _find_by_request_id(self, request_id: str) -> Document | None:
@@ -364,10 +371,12 @@ class MongoDocumentRepository(DocumentRepository):
         await record.insert()
 
     @_retry
-    async def _compare_and_set(self, document: Document, tip: Tip, expected_version: int) -> bool:
+    async def _compare_and_set(
+        self, document: Document, tip: Tip, change: Change, expected_version: int
+    ) -> bool:
         result = await DocumentRecord.get_pymongo_collection().update_one(
             {"_id": document.id, "version": expected_version},
-            {"$set": stored_fields(document, tip)},
+            {"$set": stored_fields(document, tip, change)},
         )
         return result.matched_count == 1
 
@@ -378,18 +387,29 @@ class MongoDocumentRepository(DocumentRepository):
         )
         return found is not None
 
-    async def _repair_snapshot(self, document: Document, tip: Tip) -> None:
-        """Step 1: write the snapshot of `document` (at the version it is at) if it is missing."""
-        if not await self._snapshot_exists(document):
-            stored = repaired_content(document.content, document.version, tip)
-            await self._insert_snapshot(document, stored)
+    async def _repair_snapshot(
+        self, document: Document, tip: Tip, change: Change | None = None
+    ) -> None:
+        """Step 1: write the snapshot of `document` (at the version it is at) if it is missing,
+        with the change the document record carries (read again unless given)."""
+        if await self._snapshot_exists(document):
+            return
+        if change is None:
+            found = await self._find_document(document.id)
+            if found is None or found[0].version != document.version:
+                return  # it moved on, so its snapshot was written (the protocol's invariant)
+            change = found[2]
+        stored = repaired_content(document.content, document.version, tip)
+        await self._insert_snapshot(document, stored, change)
 
     @_retry
-    async def _insert_snapshot(self, document: Document, stored: StoredContent) -> None:
+    async def _insert_snapshot(
+        self, document: Document, stored: StoredContent, change: Change
+    ) -> None:
         """Insert the snapshot of `document`; one already there (same content) is fine."""
         with contextlib.suppress(DuplicateKeyError):
             await VersionRecord.get_pymongo_collection().insert_one(
-                version_fields(document, stored)
+                version_fields(document, stored, change)
             )
 
 

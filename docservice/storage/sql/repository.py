@@ -44,12 +44,14 @@ from sqlalchemy.sql.expression import Executable
 from docservice._proto.document import Document
 from docservice.core.errors import Unavailable
 from docservice.core.model import (
+    change_values,
     editable_values,
     format_timestamp,
     parse_timestamp,
+    stored_change,
     stored_document,
 )
-from docservice.core.repository import DocumentRepository, ListQuery, Page, Snapshot
+from docservice.core.repository import Change, DocumentRepository, ListQuery, Page, Snapshot
 from docservice.storage.history import (
     HistoryPolicy,
     Rebuild,
@@ -199,21 +201,23 @@ class SqlDocumentRepository(DocumentRepository):
         row = await self._read(lambda conn: _first(conn, statement, params))
         return None if row is None else _document(row, row.id, row.version)
 
-    async def create(self, document: Document, request_id: str) -> Document:
+    async def create(self, document: Document, request_id: str, change: Change) -> Document:
         return await create_once(
             document,
             request_id,
-            lambda: self._write(lambda conn: self._insert_document(conn, document, request_id)),
+            lambda: self._write(
+                lambda conn: self._insert_document(conn, document, request_id, change)
+            ),
             duplicate=IntegrityError,
             by_request_id=self.get_by_request_id,
         )
 
-    async def save(self, document: Document, previous: Document) -> bool:
+    async def save(self, document: Document, previous: Document, change: Change) -> bool:
         # Encoded before the transaction when the tip is known, so that no lock waits on it.
         tip = self._tips.get(previous.id, previous.version)
         planned = None if tip is None else self._next_content(document, previous, tip)
 
-        async def change(conn: AsyncConnection) -> bool:
+        async def compare_and_set(conn: AsyncConnection) -> bool:
             result = await conn.execute(
                 _COMPARE_AND_SET,
                 {
@@ -230,7 +234,7 @@ class SqlDocumentRepository(DocumentRepository):
                 params = {"match_id": previous.id, "match_version": previous.version}
                 tip = tip_of((await conn.execute(TIP, params)).one())
                 stored = self._next_content(document, previous, tip)
-            await conn.execute(_INSERT_SNAPSHOT, _snapshot_values(document, stored))
+            await conn.execute(_INSERT_SNAPSHOT, _snapshot_values(document, stored, change))
             if document.tags != previous.tags:
                 await conn.execute(
                     delete(document_tags).where(document_tags.c.document_id == document.id)
@@ -238,7 +242,7 @@ class SqlDocumentRepository(DocumentRepository):
                 await _insert_tags(conn, document)
             return True
 
-        return await self._write(change)
+        return await self._write(compare_and_set)
 
     def _next_content(self, document: Document, previous: Document, tip: Tip) -> StoredContent:
         return next_content(
@@ -274,7 +278,7 @@ class SqlDocumentRepository(DocumentRepository):
         for row in rows:
             rebuild.feed(row)
             document = _document(row, document_id, row.version, rebuild.content(row))
-            snapshots.append(Snapshot.of(document))
+            snapshots.append(Snapshot.of(document, stored_change(row)))
         return snapshots
 
     @_retry
@@ -294,12 +298,13 @@ class SqlDocumentRepository(DocumentRepository):
 
         return await self._read(fetch)
 
-    async def version(self, document_id: str, version: int) -> Document | None:
+    async def version(self, document_id: str, version: int) -> Snapshot | None:
         rows = await self._fetch_version(document_id, version)
         if not rows:
             return None
         content = Rebuild(document_id).contents(rows, version)
-        return _document(rows[-1], document_id, version, content)
+        row = rows[-1]
+        return Snapshot.of(_document(row, document_id, version, content), stored_change(row))
 
     @_retry
     async def _fetch_version(self, document_id: str, version: int) -> list[Row[Any]]:
@@ -350,7 +355,9 @@ class SqlDocumentRepository(DocumentRepository):
         return await self._units.run(self._engine, transaction)
 
     @staticmethod
-    async def _insert_document(conn: AsyncConnection, document: Document, request_id: str) -> bool:
+    async def _insert_document(
+        conn: AsyncConnection, document: Document, request_id: str, change: Change
+    ) -> bool:
         await conn.execute(
             _INSERT_DOCUMENT,
             {
@@ -361,7 +368,7 @@ class SqlDocumentRepository(DocumentRepository):
             },
         )
         stored = first_content(document.content, document.version)
-        await conn.execute(_INSERT_SNAPSHOT, _snapshot_values(document, stored))
+        await conn.execute(_INSERT_SNAPSHOT, _snapshot_values(document, stored, change))
         await _insert_tags(conn, document)
         return True
 
@@ -427,7 +434,7 @@ def _content_values(document: Document) -> dict[str, Any]:
     }
 
 
-def _snapshot_values(document: Document, stored: StoredContent) -> dict[str, Any]:
+def _snapshot_values(document: Document, stored: StoredContent, change: Change) -> dict[str, Any]:
     values = _content_values(document)
     del values["content"]
     return {
@@ -435,6 +442,7 @@ def _snapshot_values(document: Document, stored: StoredContent) -> dict[str, Any
         "version": document.version,
         **values,
         **stored.fields(),
+        **change_values(change),
     }
 
 

@@ -64,6 +64,16 @@ def _history_columns() -> list[Column[object]]:
     ]
 
 
+def _audit_columns() -> list[Column[object]]:
+    """Who made a version, with which kind of write and why (core.repository.Change)."""
+    return [
+        Column("change_kind", SmallInteger, nullable=False, server_default="0"),
+        Column("changed_by", Text, nullable=False, server_default=""),
+        Column("change_message", Text, nullable=False, server_default=""),
+        Column("reverted_from", BigInteger, nullable=False, server_default="0"),
+    ]
+
+
 def _content_columns() -> list[Column[object]]:
     """The columns a document and each of its version snapshots both have."""
     return [
@@ -108,6 +118,7 @@ document_versions = Table(
     Column("version", BigInteger, primary_key=True),
     *_content_columns(),
     *_history_columns(),
+    *_audit_columns(),
 )
 # The rows that hold content (keyframes and deltas), for reading a chain past the rows between.
 Index(
