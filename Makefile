@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.matrix
 	$(BIN)/python -m bench.scaling
 	$(BIN)/python -m bench.storage --base $(STORAGE_BASE)
+	$(BIN)/python -m bench.history
 
 # The whole stack in containers (needs a Docker engine).
 up:

@@ -16,10 +16,13 @@ from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
 from docservice._proto.document import (
+    BlameDocumentRequest,
     CreateDocumentRequest,
     DeleteDocumentRequest,
+    DiffDocumentVersionsRequest,
     DocumentStatus,
     GetDocumentRequest,
+    GetDocumentVersionRequest,
     GetDocumentVersionsRequest,
     ListDocumentsRequest,
     RestoreDocumentRequest,
@@ -35,7 +38,9 @@ from docservice.cli.client import (
     show,
 )
 from docservice.cli.output import (
+    blame_table,
     console,
+    diff_text,
     documents_table,
     print_json,
     versions_table,
@@ -86,6 +91,10 @@ Category = Annotated[str | None, typer.Option(help="Category.")]
 Comments = Annotated[
     list[str] | None,
     typer.Option("--comment", metavar="<text>", help="A comment (repeat for more)."),
+]
+Message = Annotated[
+    str,
+    typer.Option("--message", "-m", help="Why: recorded with the new version.", show_default=False),
 ]
 PageSize = Annotated[int, typer.Option(min=0, help="Items per page (0: the server's default).")]
 PageToken = Annotated[
@@ -138,6 +147,7 @@ def create(
     request_id: Annotated[
         str, typer.Option(help="Idempotency key: a retry returns the first document.")
     ] = "",
+    message: Message = "",
 ) -> None:
     """Create a document (version 1)."""
     request = CreateDocumentRequest(
@@ -149,6 +159,7 @@ def create(
         category=category,
         comments=comment or [],
         request_id=request_id,
+        change_message=message,
     )
     show(opts, docs(opts, lambda docs: docs.create_document(request)))
 
@@ -179,6 +190,7 @@ def update(
         bool, typer.Option("--clear-comments", help="Remove all comments.")
     ] = False,
     etag: Etag = "",
+    message: Message = "",
 ) -> None:
     """Change exactly the fields given (a new version); --clear-* empties a field."""
     _exclusive(tag, clear_tags, "--tag", "--clear-tags")
@@ -198,7 +210,10 @@ def update(
     if not changes:
         raise typer.BadParameter("nothing to update: give at least one field option")
     request = UpdateDocumentRequest(
-        id=document_id, update_mask=FieldMask(paths=list(changes)), etag=etag
+        id=document_id,
+        update_mask=FieldMask(paths=list(changes)),
+        etag=etag,
+        change_message=message,
     )
     for path, value in changes.items():
         setattr(request, path, value)
@@ -208,9 +223,11 @@ def update(
 
 @app.command()
 @client_command
-def delete(opts: ClientOptions, document_id: DocumentId, etag: Etag = "") -> None:
+def delete(
+    opts: ClientOptions, document_id: DocumentId, etag: Etag = "", message: Message = ""
+) -> None:
     """Soft-delete a document (restore brings it back)."""
-    request = DeleteDocumentRequest(id=document_id, etag=etag)
+    request = DeleteDocumentRequest(id=document_id, etag=etag, change_message=message)
     response = docs(opts, lambda docs: docs.delete_document(request))
     if opts.json:
         print_json(response)
@@ -220,9 +237,11 @@ def delete(opts: ClientOptions, document_id: DocumentId, etag: Etag = "") -> Non
 
 @app.command()
 @client_command
-def restore(opts: ClientOptions, document_id: DocumentId, etag: Etag = "") -> None:
+def restore(
+    opts: ClientOptions, document_id: DocumentId, etag: Etag = "", message: Message = ""
+) -> None:
     """Make a deleted document live again."""
-    request = RestoreDocumentRequest(id=document_id, etag=etag)
+    request = RestoreDocumentRequest(id=document_id, etag=etag, change_message=message)
     show(opts, docs(opts, lambda docs: docs.restore_document(request)))
 
 
@@ -274,7 +293,7 @@ def history(
     if opts.json:
         print_json(response)
         return
-    console.print(versions_table(response.versions))
+    console.print(versions_table(response.versions, wide=console.width >= 120))
     if response.next_page_token:
         console.print(f"next page: --page-token {response.next_page_token}", soft_wrap=True)
 
@@ -286,10 +305,56 @@ def revert(
     document_id: DocumentId,
     version: Annotated[int, typer.Argument(min=1, help="The version to go back to.")],
     etag: Etag = "",
+    message: Message = "",
 ) -> None:
     """Append a new version equal to an older one."""
-    request = RevertDocumentRequest(id=document_id, version=version, etag=etag)
+    request = RevertDocumentRequest(
+        id=document_id, version=version, etag=etag, change_message=message
+    )
     show(opts, docs(opts, lambda docs: docs.revert_document(request)))
+
+
+@app.command()
+@client_command
+def diff(
+    opts: ClientOptions,
+    document_id: DocumentId,
+    from_version: Annotated[
+        int, typer.Argument(min=0, metavar="[FROM]", help="Default: the version before TO.")
+    ] = 0,
+    to_version: Annotated[
+        int, typer.Argument(min=0, metavar="[TO]", help="Default: the current version.")
+    ] = 0,
+) -> None:
+    """Show what changed between two versions: fields, then the content as a unified diff."""
+    request = DiffDocumentVersionsRequest(
+        id=document_id, from_version=from_version, to_version=to_version
+    )
+    response = docs(opts, lambda docs: docs.diff_document_versions(request))
+    if opts.json:
+        print_json(response)
+    else:
+        console.print(diff_text(response), end="", soft_wrap=True)
+
+
+@app.command()
+@client_command
+def blame(
+    opts: ClientOptions,
+    document_id: DocumentId,
+    version: Annotated[int, typer.Option(min=0, help="Default: the current version.")] = 0,
+) -> None:
+    """Show each line with the version that last changed it, and who made that version."""
+    response = docs(
+        opts,
+        lambda docs: docs.blame_document(BlameDocumentRequest(id=document_id, version=version)),
+    )
+    if opts.json:
+        print_json(response)
+        return
+    asked = GetDocumentVersionRequest(id=document_id, version=response.version)
+    content = docs(opts, lambda docs: docs.get_document_version(asked)).document
+    console.print(blame_table(response, content.content if content else ""))
 
 
 @app.command()

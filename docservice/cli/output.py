@@ -12,10 +12,18 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from docservice._proto.document import Document, DocumentVersion
+from docservice._proto.document import (
+    BlameDocumentResponse,
+    ChangeKind,
+    DiffDocumentVersionsResponse,
+    Document,
+    DocumentVersion,
+)
 
 __all__ = [
     "CONTENT_PREVIEW_CHARS",
+    "blame_table",
+    "diff_text",
     "document_panel",
     "documents_table",
     "print_json",
@@ -94,22 +102,87 @@ def documents_table(documents: Iterable[Document], *, wide: bool) -> Table:
     return table
 
 
-def versions_table(versions: Iterable[DocumentVersion]) -> Table:
+def versions_table(versions: Iterable[DocumentVersion], *, wide: bool) -> Table:
+    """Who made each version, what kind of change and why; status and tags when `wide`."""
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     table.add_column("ver", justify="right")
-    table.add_column("timestamp", no_wrap=True)
-    table.add_column("title")
-    table.add_column("status")
-    table.add_column("author")
-    table.add_column("tags")
+    table.add_column("when (UTC)", no_wrap=True)
+    table.add_column("what", no_wrap=True)
+    table.add_column("who", overflow="fold")
+    table.add_column("title", overflow="fold")
+    table.add_column("message", overflow="fold")
+    if wide:
+        table.add_column("status", no_wrap=True)
+        table.add_column("tags", overflow="fold")
     for version in versions:
         doc = version.document or Document()
-        table.add_row(
+        row = [
             str(version.version),
-            version.timestamp,
+            version.timestamp[:19].replace("T", " "),
+            _kind(version.change_kind, version.reverted_from),
+            version.changed_by,
             doc.title,
-            _status(doc),
-            doc.author,
-            ", ".join(doc.tags),
-        )
+            version.change_message,
+        ]
+        if wide:
+            row += [_status(doc), ", ".join(doc.tags)]
+        table.add_row(*row)
+    return table
+
+
+def _kind(kind: ChangeKind, reverted_from: int = 0) -> str:
+    if kind == ChangeKind.REVERTED and reverted_from:
+        return f"reverted to {reverted_from}"
+    return (kind.name or "").lower() if kind else ""
+
+
+_LINE_STYLES = {"+": "green", "-": "red", "@": "cyan", "\\": "dim"}
+
+
+def diff_text(diff: DiffDocumentVersionsResponse) -> Text:
+    """The field changes, then the content's unified diff, coloured as `git diff` colours it."""
+    text = Text()
+    text.append(f"{diff.id}: version {diff.from_version} -> {diff.to_version}\n", style="bold")
+    for change in diff.field_changes:
+        if change.added or change.removed:
+            text.append(f"{change.field}:")
+            for item in change.removed:
+                text.append(f" -{item}", style="red")
+            for item in change.added:
+                text.append(f" +{item}", style="green")
+            text.append("\n")
+        else:
+            text.append(f"{change.field}: ")
+            text.append(change.old_value, style="red")
+            text.append(" -> ")
+            text.append(change.new_value, style="green")
+            text.append("\n")
+    for line in diff.unified_diff.splitlines(keepends=True):
+        style = "bold" if line.startswith(("--- ", "+++ ")) else _LINE_STYLES.get(line[:1])
+        text.append(line, style=style)
+    if not diff.field_changes and not diff.unified_diff:
+        text.append("no changes\n", style="dim")
+    return text
+
+
+def blame_table(blame: BlameDocumentResponse, content: str) -> Table:
+    """Each line of `content` with the version that last changed it, who and when."""
+    table = Table(box=None, pad_edge=False, show_header=False)
+    table.add_column("ver", justify="right", style="cyan")
+    table.add_column("who", style="magenta")
+    table.add_column("when", no_wrap=True, style="dim")
+    table.add_column("line", justify="right", style="dim")
+    table.add_column("text")
+    lines = content.split("\n")
+    for blamed in blame.ranges:
+        for offset in range(blamed.line_count):
+            number = blamed.start_line + offset
+            first = offset == 0
+            table.add_row(
+                str(blamed.version) if first else "",
+                blamed.changed_by if first else "",
+                blamed.timestamp[:19] if first else "",
+                str(number),
+                Text(lines[number - 1] if number <= len(lines) else ""),
+            )
     return table

@@ -112,6 +112,47 @@ def test_create_get_update_and_history(target: str, author: str) -> None:
     assert table.returncode == 0 and "Notes" in table.stdout
 
 
+def test_diff_blame_and_history_show_who_what_and_why(target: str, author: str) -> None:
+    doc = ok_json(
+        target, "create", "--title", "Draft", "--author", author,
+        "--content-file", "-", "-m", "first cut", stdin="alpha\nbeta\ngamma\n",
+    )  # fmt: skip
+    edited = ok_json(
+        target, "update", doc["id"], "--content-file", "-", "--title", "Final",
+        "--message", "tightened", stdin="alpha\nBETA\ngamma\n",
+    )  # fmt: skip
+    assert edited["version"] == "2"
+
+    found = ok_json(target, "diff", doc["id"])
+    assert (found["fromVersion"], found["toVersion"]) == ("1", "2")
+    [title] = found["fieldChanges"]
+    assert (title["field"], title["oldValue"], title["newValue"]) == ("title", "Draft", "Final")
+    assert "-beta\n+BETA\n" in found["unifiedDiff"]
+    shown = cli(target, "diff", doc["id"], "1", "2")
+    assert shown.returncode == 0, shown.stderr
+    assert "title: Draft -> Final" in shown.stdout and "+BETA" in shown.stdout
+    assert "no changes" in cli(target, "diff", doc["id"], "2", "2").stdout
+
+    blamed = ok_json(target, "blame", doc["id"])
+    assert [(r["startLine"], r["version"]) for r in blamed["ranges"]] == [
+        ("1", "1"),
+        ("2", "2"),
+        ("3", "1"),
+    ]
+    table = cli(target, "blame", doc["id"])
+    assert table.returncode == 0, table.stderr
+    rows = [line.split() for line in table.stdout.splitlines() if line.strip()]
+    assert [(row[0], row[-1]) for row in rows] == [("1", "alpha"), ("2", "BETA"), ("1", "gamma")]
+
+    versions = ok_json(target, "history", doc["id"])["versions"]
+    assert [(v["changeKind"], v["changeMessage"]) for v in versions] == [
+        ("CREATED", "first cut"),
+        ("UPDATED", "tightened"),
+    ]
+    history = cli(target, "history", doc["id"])
+    assert "created" in history.stdout and "tightened" in history.stdout
+
+
 def test_content_from_stdin_delete_and_restore(target: str, author: str) -> None:
     text = "line one\nline two ünïcode\n"
     doc = ok_json(
