@@ -45,8 +45,10 @@ def make_repository(settings: Settings) -> DocumentRepository:
     from docservice.storage.history import HistoryPolicy
 
     repository: DocumentRepository
-    history = HistoryPolicy(max_chain=settings.history_max_chain)
-    if settings.db_type in (DbType.SQLITE, DbType.POSTGRES):
+    sql = settings.db_type in (DbType.SQLITE, DbType.POSTGRES)
+    chain = settings.history_max_chain
+    history = HistoryPolicy(max_chain=chain if chain is not None else (32 if sql else 16))
+    if sql:
         from docservice.storage.sql.repository import SqlDocumentRepository, create_engine
 
         repository = SqlDocumentRepository(create_engine(settings.database_url), history)

@@ -83,8 +83,9 @@ class Settings(BaseSettings):
     max_versions_page: int = Field(1000, ge=1)
     # What one response may hold: a default gRPC client accepts 4 MiB.
     max_response_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
-    # Version content: deltas applied at most to read any version (storage/history.py).
-    history_max_chain: int = Field(32, ge=0, le=1000)
+    # Version content: deltas applied at most to read any version (storage/history.py). Unset:
+    # 32 on SQL, 16 on MongoDB, whose read of a version fetches the K + 1 rows below it at once.
+    history_max_chain: int | None = Field(None, ge=0, le=1000)
 
     @field_validator("auth_jwt_algorithms", "auth_public_methods", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ NOT_FOUND whichever way it was named.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from docservice._proto.document import (
@@ -41,6 +42,10 @@ MAX_INT64_DIGITS = len(str(MAX_INT64))
 DIFF_IN_THREAD_LINES = 5_000
 # Blame reads the history a page of versions at a time.
 BLAME_PAGE = 200
+# A version's blame never changes (versions are immutable), so the last ones computed are kept:
+# at most this many, and only those of at most BLAME_CACHE_RANGES ranges.
+BLAME_CACHE_ENTRIES = 256
+BLAME_CACHE_RANGES = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,7 @@ class History:
         self._page_tokens = tokens
         self._max_versions_page = max_versions_page
         self._response_budget = response_budget
+        self._blames: OrderedDict[tuple[str, int], BlameDocumentResponse] = OrderedDict()
 
     async def versions(self, request: GetDocumentVersionsRequest) -> VersionsPage:
         document_id = parse_document_id(request.id)
@@ -150,6 +156,9 @@ class History:
         document_id = parse_document_id(request.id)
         _check_version("version", request.version)
         target = request.version or await self._current_version(document_id)
+        if (cached := self._blames.get((document_id, target))) is not None:
+            self._blames.move_to_end((document_id, target))
+            return cached
         await self.snapshot(document_id, target)  # NOT_FOUND before any work
         blame = Blame()
         after = 0
@@ -169,7 +178,12 @@ class History:
                 )
                 blame.feed(document.content, origin)
             after = page[-1].version
-        return BlameDocumentResponse(id=document_id, version=target, ranges=blame.ranges())
+        response = BlameDocumentResponse(id=document_id, version=target, ranges=blame.ranges())
+        if len(response.ranges) <= BLAME_CACHE_RANGES:
+            self._blames[document_id, target] = response
+            if len(self._blames) > BLAME_CACHE_ENTRIES:
+                self._blames.popitem(last=False)
+        return response
 
     async def _current_version(self, document_id: str) -> int:
         current = await self._repository.get(document_id)

@@ -297,6 +297,18 @@ async def test_blame_groups_consecutive_lines_of_one_version(stub: DocumentServi
     blame = await stub.blame_document(BlameDocumentRequest(id=created.id))
     spans = [(r.start_line, r.line_count, r.version) for r in blame.ranges]
     assert spans == [(1, 1, 1), (2, 2, 2), (4, 2, 1)]
+    # A version's blame never changes: asked again after more edits, the same answer (the
+    # server keeps recent ones), and the current version's is the new one.
+    await edit(stub, created.id, "cy", content=lines("a x c d"))
+    again = await stub.blame_document(BlameDocumentRequest(id=created.id, version=2))
+    assert again == blame
+    now = await stub.blame_document(BlameDocumentRequest(id=created.id))
+    assert [(r.line_count, r.version) for r in now.ranges] == [(1, 1), (1, 2), (2, 1)]
+    error = await expect_status(
+        stub.blame_document(BlameDocumentRequest(id=created.id, version=-1)),
+        Status.INVALID_ARGUMENT,
+    )
+    assert violated_fields(error) == ["version"]
 
 
 async def test_blame_of_an_empty_document_has_no_ranges(stub: DocumentServiceStub) -> None:

@@ -12,6 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from docservice.app import make_repository
+from docservice.settings import Settings
 from docservice.storage.delta import apply_delta, encode_delta
 from docservice.storage.history import (
     ContentKind,
@@ -157,3 +159,16 @@ def test_bad_data_is_refused(damage: str) -> None:
     with pytest.raises(CorruptHistory, match="version 3"):
         read(rows, 3)
     assert read(rows, 2) == contents[1]  # versions before the damage still read
+
+
+@pytest.mark.parametrize(
+    ("db_type", "chain", "expected"),
+    [("sqlite", None, 32), ("postgres", None, 32), ("mongo", None, 16), ("mongo", 5, 5)],
+)
+def test_the_chain_bound_defaults_per_backend(
+    db_type: str, chain: int | None, expected: int
+) -> None:
+    url = "postgresql+asyncpg://u@127.0.0.1/db" if db_type == "postgres" else ""
+    extra = {"database_url": url} if url else {}
+    repository = make_repository(Settings(db_type=db_type, history_max_chain=chain, **extra))
+    assert repository._history.max_chain == expected  # type: ignore[attr-defined]
