@@ -21,6 +21,7 @@ from docservice._proto.document import (
     DeleteDocumentRequest,
     DiffDocumentVersionsRequest,
     DocumentStatus,
+    DocumentView,
     GetDocumentRequest,
     GetDocumentVersionRequest,
     GetDocumentVersionsRequest,
@@ -258,9 +259,24 @@ def list_documents(
     show_deleted: Annotated[
         bool, typer.Option("--show-deleted", help="Include deleted ones.")
     ] = False,
+    filter_: Annotated[
+        str,
+        typer.Option(
+            "--filter", help='AIP-160, e.g. \'title >= "m" AND tags:"x"\'.', show_default=False
+        ),
+    ] = "",
+    order_by: Annotated[
+        str, typer.Option(help="update_time, create_time or title, then asc or desc.")
+    ] = "",
+    basic: Annotated[
+        bool, typer.Option("--basic", help="Leave out content and comments (BASIC view).")
+    ] = False,
 ) -> None:
-    """List documents, most recently updated first."""
+    """List documents, most recently updated first unless --order-by says otherwise."""
     request = ListDocumentsRequest(
+        filter=filter_,
+        order_by=order_by,
+        view=DocumentView.BASIC if basic else DocumentView.DOCUMENT_VIEW_UNSPECIFIED,
         page_size=page_size,
         page_token=page_token,
         status=status.proto() if status else None,

@@ -3,20 +3,42 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from docservice._proto.document import ChangeKind, Document
 
-__all__ = ["Change", "DocumentRepository", "EncodedDocument", "ListQuery", "Page", "Snapshot"]
+if TYPE_CHECKING:
+    from docservice.core.filtering import Node
+
+__all__ = [
+    "Change",
+    "DocumentRepository",
+    "EncodedDocument",
+    "ListQuery",
+    "Order",
+    "Page",
+    "Snapshot",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """The list order: a stored field (updated_at, created_at or title), descending or not;
+    ties go by id in the same direction."""
+
+    field: str = "updated_at"
+    descending: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class ListQuery:
-    """One page of documents: newest `updated_at` first, ties broken by id (descending)."""
+    """One page of documents in `order` (newest `updated_at` first unless asked otherwise),
+    ties broken by id in the same direction."""
 
     limit: int
     offset: int = 0
-    # Keyset position: (updated_at RFC 3339 string, id) of the last document already returned.
+    # Keyset position: (the order field's value, id) of the last document already returned;
+    # timestamps as RFC 3339 strings.
     after: tuple[str, str] | None = None
     status: int | None = None
     author: str = ""
@@ -29,6 +51,11 @@ class ListQuery:
     # End the page early, before its encoded documents would exceed this many bytes (at least
     # one document always comes); 0: no limit.
     max_bytes: int = 0
+    # An AIP-160 filter (core/filtering.py), ANDed with the fields above.
+    where: Node | None = None
+    order: Order = Order()
+    # The BASIC view: documents without content and comments.
+    basic: bool = False
 
 
 class EncodedDocument(NamedTuple):
@@ -44,12 +71,17 @@ class Page:
     encoded: list[bytes]
     total_size: int = 0
     has_more: bool = False
-    # (updated_at, id) of the last document: where the next page starts.
+    # (the order field's value, id) of the last document: where the next page starts.
     last: tuple[str, str] | None = None
 
     @classmethod
     def of(
-        cls, documents: list[Document], total_size: int, has_more: bool, max_bytes: int = 0
+        cls,
+        documents: list[Document],
+        total_size: int,
+        has_more: bool,
+        max_bytes: int = 0,
+        order_field: str = "updated_at",
     ) -> Page:
         encoded = [bytes(d) for d in documents]
         if max_bytes:
@@ -60,7 +92,7 @@ class Page:
             encoded=encoded,
             total_size=total_size,
             has_more=has_more,
-            last=(documents[-1].updated_at, documents[-1].id) if documents else None,
+            last=(getattr(documents[-1], order_field), documents[-1].id) if documents else None,
         )
 
 

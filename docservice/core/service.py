@@ -24,6 +24,7 @@ from docservice._proto.document import (
     DiffDocumentVersionsRequest,
     DiffDocumentVersionsResponse,
     Document,
+    DocumentView,
     GetDocumentVersionRequest,
     GetDocumentVersionsRequest,
     ListDocumentsRequest,
@@ -38,6 +39,7 @@ from docservice.core.errors import (
     InvalidArgument,
     NotFound,
 )
+from docservice.core.filtering import parse_filter, parse_order_by
 from docservice.core.history import History, VersionsPage, check_budget, is_legacy
 from docservice.core.model import (
     EDITABLE_FIELDS,
@@ -52,6 +54,7 @@ from docservice.core.repository import (
     Change,
     DocumentRepository,
     ListQuery,
+    Order,
     Snapshot,
 )
 from docservice.core.validation import Limits, Validator, check_mask_paths
@@ -67,6 +70,9 @@ MAX_INT64 = 2**63 - 1
 MAX_INT32 = 2**31 - 1
 MAX_INT64_DIGITS = len(str(MAX_INT64))
 RESPONSE_RESERVE_BYTES = 1024
+KNOWN_VIEWS = frozenset(
+    {DocumentView.DOCUMENT_VIEW_UNSPECIFIED, DocumentView.BASIC, DocumentView.FULL}
+)
 
 # Given the current state and the change's timestamp, return the changed fields (None: no change).
 Mutation = Callable[[Document, str], dict[str, Any] | None]
@@ -219,6 +225,12 @@ class DocumentService:
         status = None
         if request.status is not None:
             status = int(self._validator.status(request.status))
+        where = parse_filter(request.filter)
+        order = parse_order_by(request.order_by)
+        view = request.view
+        if view not in KNOWN_VIEWS:
+            raise InvalidArgument.of("view", f"unknown DocumentView value {int(view)}")
+        # Tokens bind the filter and order; those of plain queries read as before.
         query_print = page_tokens.fingerprint(
             "documents",
             status,
@@ -226,11 +238,12 @@ class DocumentService:
             request.tag,
             request.category,
             request.show_deleted,
+            *(() if where is None and order == Order() else (repr(where), repr(order))),
         )
         after, total_size = None, 0
         if request.page_token:
             position = self._page_tokens.decode(request.page_token, query_print)
-            after, total_size = _document_position(position)
+            after, total_size = _document_position(position, order)
         query = ListQuery(
             limit=size,
             offset=0 if after else request.skip,
@@ -243,6 +256,9 @@ class DocumentService:
             count=after is None,
             # A request that can page on ends early rather than outgrow a client's limit.
             max_bytes=0 if is_legacy(request) else self._response_budget,
+            where=where,
+            order=order,
+            basic=view == DocumentView.BASIC,
         )
         page = await self._repository.list_page(query)
         if is_legacy(request):
@@ -313,13 +329,14 @@ def _after(previous: str) -> str:
     return format_timestamp(max(now, earliest))
 
 
-def _document_position(position: list[Any]) -> tuple[tuple[str, str], int]:
-    """The (updated_at, id) a page token resumes after, and the total_size it carries."""
+def _document_position(position: list[Any], order: Order) -> tuple[tuple[str, str], int]:
+    """The (order value, id) a page token resumes after, and the total_size it carries."""
     if len(position) == 3 and isinstance(position[0], str) and isinstance(position[1], str):
         total = position[2]
         if type(total) is int and 0 <= total <= MAX_INT32:
             try:
-                parse_timestamp(position[0])
+                if order.field != "title":
+                    parse_timestamp(position[0])
                 return (position[0], str(uuid.UUID(position[1]))), total
             except (ValueError, OverflowError):
                 pass

@@ -169,6 +169,16 @@ def test_content_from_stdin_delete_and_restore(target: str, author: str) -> None
     assert (restored["isDeleted"], restored["version"]) == (False, "3")
 
 
+def test_list_with_a_filter_an_order_and_the_basic_view(target: str, author: str) -> None:
+    for title in ("pear", "apple", "fig"):
+        ok_json(target, "create", "--title", title, "--author", author, "--content", "text")
+    where = f'author = "{author}" AND title != fig'
+    found = ok_json(target, "list", "--filter", where, "--order-by", "title", "--basic")
+    assert [(d["title"], d["content"]) for d in found["documents"]] == [("apple", ""), ("pear", "")]
+    bad = failure(target, "list", "--filter", "title ==")
+    assert bad.startswith("error: INVALID_ARGUMENT: ") and "position" in bad
+
+
 def test_list_filters_and_pages(target: str) -> None:
     author = f"lister-{uuid.uuid4().hex[:8]}"
     for title in ("one", "two", "three"):

@@ -21,9 +21,16 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from docservice.storage.history import HistoryPolicy, Tip, first_content, next_content
-from docservice.storage.mongo.models import tip_fields, version_id
+from docservice.storage.mongo.models import microseconds, tip_fields, version_id
 
-__all__ = ["AUDIT_MARKER", "MARKER", "convert_history", "derive_change_kinds"]
+__all__ = [
+    "AUDIT_MARKER",
+    "CREATED_MARKER",
+    "MARKER",
+    "convert_history",
+    "derive_change_kinds",
+    "derive_created_us",
+]
 
 MARKER = "history-deltas"
 BATCH = 100
@@ -163,3 +170,32 @@ async def _kind_of(versions: Collection, document_id: str, record: dict[str, Any
     was_deleted = bool(previous and previous.get("is_deleted"))
     is_deleted = bool(record.get("is_deleted"))
     return {(False, True): DELETED, (True, False): RESTORED}.get((was_deleted, is_deleted), UPDATED)
+
+
+CREATED_MARKER = "created-us"
+
+
+async def derive_created_us(database: AsyncDatabase[dict[str, Any]]) -> int:
+    """Give documents written before the create_time order their `created_us` (from
+    `created_at`), one update each, so an interrupted run resumes. Returns how many."""
+    migrations = database["docservice_migrations"]
+    if await migrations.find_one({"_id": CREATED_MARKER}) is not None:
+        return 0
+    documents = database["documents"]
+    derived = 0
+    while True:
+        batch = (
+            await documents.find(
+                {"created_us": {"$exists": False}}, projection={"_id": 1, "created_at": 1}
+            )
+            .limit(BATCH)
+            .to_list()
+        )
+        if not batch:
+            break
+        for record in batch:
+            created = microseconds(record["created_at"])
+            await documents.update_one({"_id": record["_id"]}, {"$set": {"created_us": created}})
+            derived += 1
+    await migrations.update_one({"_id": CREATED_MARKER}, {"$set": {"done": True}}, upsert=True)
+    return derived

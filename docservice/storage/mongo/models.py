@@ -53,6 +53,9 @@ class StoredContent(BaseModel):
     # updated_at in microseconds since the epoch: the list order and keyset position. (nx-27017,
     # the test server, reads RFC 3339 strings as dates of one-second precision when comparing.)
     updated_us: int
+    # created_at likewise, for the create_time order and filter (None only on documents
+    # written before it, which the migration gives one).
+    created_us: int | None = None
     # Kept beside deleted_at for the live-documents filter: nx-27017 (the test server) counts
     # and combines `{deleted_at: None}` wrongly.
     is_deleted: bool = False
@@ -82,6 +85,10 @@ class DocumentRecord(BeanieDocument, StoredContent):
         # index over _id, so the list order is indexed on updated_at alone; ties are rare.
         indexes: ClassVar[list[IndexModel]] = [
             IndexModel([("updated_us", DESCENDING)]),
+            IndexModel([("created_us", DESCENDING)]),
+            IndexModel([("title", ASCENDING)]),
+            IndexModel([("author", ASCENDING), ("created_us", DESCENDING)]),
+            IndexModel([("author", ASCENDING), ("title", ASCENDING)]),
             IndexModel([("author", ASCENDING), ("updated_us", DESCENDING)]),
             IndexModel([("category", ASCENDING), ("updated_us", DESCENDING)]),
             IndexModel([("status", ASCENDING), ("updated_us", DESCENDING)]),
@@ -150,6 +157,7 @@ def _metadata(document: Document) -> dict[str, Any]:
         "created_at": document.created_at,
         "updated_at": document.updated_at,
         "updated_us": microseconds(document.updated_at),
+        "created_us": microseconds(document.created_at),
         "deleted_at": document.deleted_at or None,
         "is_deleted": document.is_deleted,
     }

@@ -39,7 +39,7 @@ import contextlib
 from typing import Any
 
 from beanie import SortDirection, init_beanie
-from pymongo import DESCENDING, AsyncMongoClient
+from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, ServerSelectionTimeoutError
 
 from docservice._proto.document import Document
@@ -59,7 +59,11 @@ from docservice.storage.history import (
 )
 from docservice.storage.idempotency import create_once
 from docservice.storage.listing import equality_filters, page_of, rows_to_fetch
-from docservice.storage.mongo.convert import convert_history, derive_change_kinds
+from docservice.storage.mongo.convert import (
+    convert_history,
+    derive_change_kinds,
+    derive_created_us,
+)
 from docservice.storage.mongo.models import (
     DocumentRecord,
     VersionRecord,
@@ -70,6 +74,7 @@ from docservice.storage.mongo.models import (
     version_fields,
     version_id,
 )
+from docservice.storage.mongo.querying import after_condition, filter_condition, sort_keys
 from docservice.storage.retries import retry_transient
 
 __all__ = ["MongoDocumentRepository"]
@@ -149,6 +154,7 @@ class MongoDocumentRepository(DocumentRepository):
             await self._register_models(skip_indexes=False)
             await convert_history(self._client[self._database], self._history)
             await derive_change_kinds(self._client[self._database])
+            await derive_created_us(self._client[self._database])
             self._ready = True
 
     async def _ensure_ready(self) -> None:
@@ -303,9 +309,13 @@ class MongoDocumentRepository(DocumentRepository):
         """The rows of the page (and one more, see `rows_to_fetch`); the count if asked for."""
         conditions = _filters(query)
         collection = DocumentRecord.get_pymongo_collection()
+        where = conditions
+        if query.after is not None:
+            where = {"$and": [conditions, after_condition(query.order, query.after)]}
+        projection = {"content": 0, "comments": 0} if query.basic else None
         cursor = (
-            collection.find({**conditions, **_after(query)})
-            .sort([("updated_us", DESCENDING), ("_id", DESCENDING)])
+            collection.find(where, projection=projection)
+            .sort(sort_keys(query.order))
             .skip(query.offset)
             .limit(rows_to_fetch(query))
         )
@@ -420,7 +430,9 @@ def _filters(query: ListQuery) -> dict[str, Any]:
     conditions.update(equality_filters(query))
     if query.tag:
         conditions["tags"] = query.tag
-    return conditions
+    if query.where is None:
+        return conditions
+    return {"$and": [conditions, filter_condition(query.where)]}
 
 
 def _after(query: ListQuery) -> dict[str, Any]:
@@ -438,4 +450,6 @@ def _after(query: ListQuery) -> dict[str, Any]:
 
 
 def _listed_document(row: dict[str, Any]) -> Document:
+    row.setdefault("content", "")  # the BASIC view reads neither
+    row.setdefault("comments", [])
     return document_of(DocumentRecord.model_validate(row), row["_id"])

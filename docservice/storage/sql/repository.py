@@ -32,7 +32,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -65,6 +64,7 @@ from docservice.storage.idempotency import create_once
 from docservice.storage.listing import equality_filters, page_of, rows_to_fetch
 from docservice.storage.retries import retry_transient
 from docservice.storage.sql.history import CHAIN_BELOW, FRESH_BY_ID, TIP, VERSION, tip_of
+from docservice.storage.sql.querying import after_condition, filter_condition, order_columns
 from docservice.storage.sql.schema import document_tags, document_versions, documents
 from docservice.storage.sql.units import Unit, Units
 
@@ -252,21 +252,20 @@ class SqlDocumentRepository(DocumentRepository):
     @_retry
     async def list_page(self, query: ListQuery) -> Page:
         conditions = _filters(query)
-        order = (documents.c.updated_at.desc(), documents.c.id.desc())
-        stmt = select(documents).where(*conditions)
+        columns = [c for c in documents.c if not (query.basic and c.name in BASIC_OMITS)]
+        stmt = select(*columns).where(*conditions)
         if query.after is not None:
-            after_time, after_id = query.after
-            stmt = stmt.where(
-                tuple_(documents.c.updated_at, documents.c.id)
-                < tuple_(parse_timestamp(after_time), after_id)
-            )
-        stmt = stmt.order_by(*order).offset(query.offset).limit(rows_to_fetch(query))
+            stmt = stmt.where(after_condition(query.order, query.after))
+        stmt = stmt.order_by(*order_columns(query.order))
+        stmt = stmt.offset(query.offset).limit(rows_to_fetch(query))
 
         async def page(conn: AsyncConnection) -> tuple[list[Row[Any]], int]:
             rows = list((await conn.execute(stmt)).all())
             return rows, await _total_size(conn, conditions) if query.count else 0
 
         rows, total = await self._read(page)
+        if query.basic:
+            return page_of(rows, query, total, lambda row: _basic_document(row))
         return page_of(rows, query, total, lambda row: _document(row, row.id, row.version))
 
     async def versions(self, document_id: str, after_version: int, limit: int) -> list[Snapshot]:
@@ -422,6 +421,8 @@ def _filters(query: ListQuery) -> list[ColumnElement[bool]]:
                 document_tags.c.document_id == documents.c.id, document_tags.c.tag == query.tag
             )
         )
+    if query.where is not None:
+        conditions.append(filter_condition(query.where))
     return conditions
 
 
@@ -444,6 +445,34 @@ def _snapshot_values(document: Document, stored: StoredContent, change: Change) 
         **stored.fields(),
         **change_values(change),
     }
+
+
+# The BASIC view (AIP-157) reads neither: they are what makes a document large.
+BASIC_OMITS = frozenset({"content", "comments"})
+
+
+def _basic_document(row: Row[Any]) -> Document:
+    return stored_document(
+        row.id,
+        row.version,
+        _Basic(row),
+        created_at=format_timestamp(row.created_at),
+        updated_at=format_timestamp(row.updated_at),
+        deleted_at=format_timestamp(row.deleted_at) if row.deleted_at is not None else "",
+        content="",
+    )
+
+
+class _Basic:
+    """A row of the BASIC view, read as a full one (no content, no comments)."""
+
+    comments: tuple[str, ...] = ()
+
+    def __init__(self, row: Row[Any]) -> None:
+        self._row = row
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, name)
 
 
 def _version(row: Row[Any]) -> int:

@@ -110,6 +110,13 @@ Index("ix_documents_order", documents.c.updated_at, documents.c.id)
 Index("ix_documents_author_order", documents.c.author, documents.c.updated_at, documents.c.id)
 Index("ix_documents_category_order", documents.c.category, documents.c.updated_at, documents.c.id)
 Index("ix_documents_status_order", documents.c.status, documents.c.updated_at, documents.c.id)
+# The other orders (order_by create_time, title), alone and after author.
+Index("ix_documents_created_order", documents.c.created_at, documents.c.id)
+Index("ix_documents_title_order", documents.c.title, documents.c.id)
+Index(
+    "ix_documents_author_created_order", documents.c.author, documents.c.created_at, documents.c.id
+)
+Index("ix_documents_author_title_order", documents.c.author, documents.c.title, documents.c.id)
 
 document_versions = Table(
     "document_versions",
