@@ -2,7 +2,8 @@
 
 - GetDocument and UpdateDocument of a document with 1 version vs one with 10 000 versions;
 - ListDocuments, a page of 20 filtered by author, out of 1 000 vs 100 000 documents: the first
-  page (which counts the set for total_size) and a deep page (which resumes from a token).
+  page (which counts the set for total_size) and a deep page (which resumes from a token); and
+  the first page with the author as an AIP-160 filter in each order_by.
 
 The large sets are written straight into the database (same tables and values as the service
 writes), since creating 100 000 documents through the API would take minutes. Appends its
@@ -163,6 +164,29 @@ def main(args: argparse.Namespace) -> None:
                 request = ListDocumentsRequest(page_size=20, author=author, page_token=token)
                 return [("ListDocuments", bytes(request))]
 
+            def ordered(author: str, order_by: str) -> list[Call]:
+                request = ListDocumentsRequest(
+                    page_size=20, filter=f'author = "{author}"', order_by=order_by
+                )
+                return [("ListDocuments", bytes(request))]
+
+            orders = [
+                (
+                    f"ListDocuments first page, filter author = X, order_by {order_by}",
+                    {
+                        "1 000 documents": ordered(small, order_by),
+                        "100 000 documents": ordered(large, order_by),
+                    },
+                    64,
+                )
+                for order_by in (
+                    "update_time",
+                    "create_time",
+                    "create_time desc",
+                    "title",
+                    "title desc",
+                )
+            ]
             comparisons = [
                 ("GetDocument", {"1 version": get(one), "10 000 versions": get(many)}, 64),
                 (
@@ -184,7 +208,9 @@ def main(args: argparse.Namespace) -> None:
                     64,
                 ),
             ]
-            for title, pairs, concurrency in comparisons:
+            if args.only_orders:
+                comparisons = []
+            for title, pairs, concurrency in [*comparisons, *orders]:
                 totals = interleaved(target, pairs, args.rounds, args.seconds, concurrency)
                 (a, ra), (b, rb) = totals.items()
                 line = (
@@ -205,4 +231,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--only-orders", action="store_true", help="only the filtered, ordered first pages"
+    )
     main(parser.parse_args())

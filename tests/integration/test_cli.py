@@ -169,7 +169,8 @@ def test_content_from_stdin_delete_and_restore(target: str, author: str) -> None
     assert (restored["isDeleted"], restored["version"]) == (False, "3")
 
 
-def test_list_with_a_filter_an_order_and_the_basic_view(target: str, author: str) -> None:
+def test_list_with_a_filter_an_order_and_the_basic_view(target: str) -> None:
+    author = f"cli-{uuid.uuid4().hex[:8]}"
     for title in ("pear", "apple", "fig"):
         ok_json(target, "create", "--title", title, "--author", author, "--content", "text")
     where = f'author = "{author}" AND title != fig'
