@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import insert, text
@@ -31,6 +33,7 @@ from docservice._proto.document import (
     UpdateDocumentRequest,
 )
 from docservice.core.model import format_timestamp, parse_timestamp, utc_now
+from docservice.storage.history import first_content
 from docservice.storage.sql.migrate import upgrade
 from docservice.storage.sql.repository import create_engine
 from docservice.storage.sql.schema import document_versions, documents
@@ -40,22 +43,36 @@ ROOT = Path(__file__).resolve().parent.parent
 BATCH = 5_000
 
 
+_TITLES = random.Random(5)
+
+
 def _row(document_id: str, version: int, author: str, now: str) -> dict[str, object]:
     moment = parse_timestamp(now)
     return {
-        "title": "scale",
+        # Titles and creation times spread out, so that the title and create_time orders do
+        # not degenerate into ties broken by id.
+        "title": f"scale {_TITLES.getrandbits(40):010x}",
         "content": "x" * 1024,
         "status": 0,
         "author": author,
         "tags": [],
         "category": "",
         "comments": [],
-        "created_at": moment,
+        "created_at": moment - timedelta(seconds=_TITLES.randrange(10**7)),
         "updated_at": moment,
         "deleted_at": None,
         "version": version,
         "id": document_id,
     }
+
+
+def _version_row(row: dict[str, object]) -> dict[str, object]:
+    """The version row of a document row: its content stored as a keyframe (history.py)."""
+    version = row["version"]
+    assert isinstance(version, int)
+    stored = first_content(str(row["content"]), version).fields()
+    kept = {k: v for k, v in row.items() if k not in ("id", "content")}
+    return {**kept, **stored, "document_id": row["id"]}
 
 
 async def seed(url: str) -> tuple[str, str, str, str]:
@@ -73,13 +90,7 @@ async def seed(url: str) -> tuple[str, str, str, str]:
                     for _ in range(min(BATCH, count - start))
                 ]
                 await conn.execute(insert(documents), rows)
-                await conn.execute(
-                    insert(document_versions),
-                    [
-                        {**{k: v for k, v in r.items() if k != "id"}, "document_id": r["id"]}
-                        for r in rows
-                    ],
-                )
+                await conn.execute(insert(document_versions), [_version_row(r) for r in rows])
         now = format_timestamp(utc_now())
         await conn.execute(
             insert(documents), [_row(one, 1, "history", now), _row(many, 10_000, "history", now)]
@@ -88,22 +99,13 @@ async def seed(url: str) -> tuple[str, str, str, str]:
             await conn.execute(
                 insert(document_versions),
                 [
-                    {
-                        **{k: v for k, v in _row(many, n, "history", now).items() if k != "id"},
-                        "document_id": many,
-                        "version": n,
-                    }
+                    _version_row(_row(many, n, "history", now))
                     for n in range(start, min(10_001, start + BATCH))
                 ],
             )
         await conn.execute(
             insert(document_versions),
-            [
-                {
-                    **{k: v for k, v in _row(one, 1, "history", now).items() if k != "id"},
-                    "document_id": one,
-                }
-            ],
+            [_version_row(_row(one, 1, "history", now))],
         )
     # Fresh planner statistics, as autovacuum would make them.
     async with engine.connect() as conn:
