@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from docservice._proto.document import BlameRange, ChangeKind, LineKind
 from docservice.core.diff import line_ops, split_lines
 
-__all__ = ["Blame", "Origin"]
+__all__ = ["Blame", "Origin", "ranges_of", "response_bytes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,22 +49,33 @@ class Blame:
                 at += len(op.lines)
         self._content, self._lines, self._origins = content, lines, origins
 
-    def ranges(self) -> list[BlameRange]:
-        """Consecutive lines of one origin as one range, lines numbered from 1."""
-        ranges: list[BlameRange] = []
+    def runs(self) -> list[tuple[int, int, Origin]]:
+        """Consecutive lines of one origin: (first line, numbered from 1; count; origin)."""
+        runs: list[tuple[int, int, Origin]] = []
         for number, origin in enumerate(self._origins, start=1):
-            last = ranges[-1] if ranges else None
-            if last is not None and last.version == origin.version:
-                last.line_count += 1
-                continue
-            ranges.append(
-                BlameRange(
-                    start_line=number,
-                    line_count=1,
-                    version=origin.version,
-                    changed_by=origin.changed_by,
-                    timestamp=origin.timestamp,
-                    change_kind=origin.change_kind,
-                )
-            )
-        return ranges
+            if runs and runs[-1][2].version == origin.version:
+                start, count, _ = runs[-1]
+                runs[-1] = (start, count + 1, origin)
+            else:
+                runs.append((number, 1, origin))
+        return runs
+
+
+def ranges_of(runs: list[tuple[int, int, Origin]]) -> list[BlameRange]:
+    return [
+        BlameRange(
+            start_line=start,
+            line_count=count,
+            version=origin.version,
+            changed_by=origin.changed_by,
+            timestamp=origin.timestamp,
+            change_kind=origin.change_kind,
+        )
+        for start, count, origin in runs
+    ]
+
+
+def response_bytes(runs: list[tuple[int, int, Origin]]) -> int:
+    """At most what the ranges of `runs` weigh encoded (their texts and some 40 bytes of
+    numbers and framing each)."""
+    return sum(len(o.changed_by.encode()) + len(o.timestamp) + 40 for _, _, o in runs)

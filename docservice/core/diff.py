@@ -28,10 +28,10 @@ from docservice._proto.document import (
 
 __all__ = [
     "LineOp",
-    "changed_bytes",
     "field_changes",
     "hunks",
     "line_ops",
+    "response_bytes",
     "split_lines",
 ]
 
@@ -142,9 +142,16 @@ def _hunk(group: _Group) -> DiffHunk:
     return hunk
 
 
-def changed_bytes(ops: Sequence[LineOp]) -> int:
-    """About what the changed lines weigh in a response (hunks and rendering each hold them)."""
-    return sum(len(line) + 8 for op in ops if op.kind != LineKind.EQUAL for line in op.lines)
+def response_bytes(ops: Sequence[LineOp], context: int = CONTEXT_LINES) -> int:
+    """At most what the hunks of `ops` and their rendering weigh in a response: every line they
+    hold (changed ones and up to `context` equal ones each side) twice, with its framing."""
+    total = 0
+    for op in ops:
+        lines = op.lines
+        if op.kind == LineKind.EQUAL and len(lines) > 2 * context:
+            lines = [*lines[:context], *lines[-context:]]
+        total += sum(2 * len(line.encode()) + 16 for line in lines)
+    return total
 
 
 _MARKS = {LineKind.EQUAL: " ", LineKind.REMOVED: "-", LineKind.ADDED: "+"}

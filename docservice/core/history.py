@@ -16,13 +16,15 @@ from docservice._proto.document import (
     BlameDocumentResponse,
     DiffDocumentVersionsRequest,
     DiffDocumentVersionsResponse,
+    Document,
     GetDocumentVersionRequest,
     GetDocumentVersionsRequest,
     ListDocumentsRequest,
 )
 from docservice.core import page_tokens
-from docservice.core.blame import Blame, Origin
-from docservice.core.diff import changed_bytes, field_changes, hunks, line_ops, split_lines
+from docservice.core.blame import Blame, Origin, ranges_of
+from docservice.core.blame import response_bytes as blame_bytes
+from docservice.core.diff import field_changes, hunks, line_ops, response_bytes, split_lines
 from docservice.core.errors import InvalidArgument, NotFound, ResourceExhausted
 from docservice.core.model import parse_document_id
 from docservice.core.page_tokens import PageTokens
@@ -124,16 +126,18 @@ class History:
         _check_version("to_version", request.to_version)
         to_number = request.to_version or await self._current_version(document_id)
         to_snapshot = await self.snapshot(document_id, to_number)
-        from_number = request.from_version or max(1, to_number - 1)
-        from_snapshot = await self.snapshot(document_id, from_number)
-        old, new = from_snapshot.decode(), to_snapshot.decode()
+        # The version before version 1 is nothing: an empty document, everything added.
+        from_number = request.from_version or to_number - 1
+        old = Document()
+        if from_number:
+            old = (await self.snapshot(document_id, from_number)).decode()
+        new = to_snapshot.decode()
         old_lines, new_lines = split_lines(old.content), split_lines(new.content)
         if len(old_lines) + len(new_lines) > DIFF_IN_THREAD_LINES:
             ops = await asyncio.to_thread(line_ops, old_lines, new_lines)
         else:
             ops = line_ops(old_lines, new_lines)
-        # The hunks and their rendering each hold the changed lines: about twice their size.
-        size = 2 * changed_bytes(ops)
+        size = response_bytes(ops)
         if size > self._response_budget:
             raise ResourceExhausted(
                 f"the diff of versions {from_number} and {to_number} makes a response of about "
@@ -168,17 +172,16 @@ class History:
             )
             if not page:
                 break
-            for snapshot in page:
-                document = snapshot.decode()
-                origin = Origin(
-                    snapshot.version,
-                    snapshot.change.by,
-                    snapshot.updated_at,
-                    snapshot.change.kind,
-                )
-                blame.feed(document.content, origin)
+            # The diffs run in a worker thread: the event loop serves other calls meanwhile.
+            await asyncio.to_thread(_feed, blame, page)
             after = page[-1].version
-        response = BlameDocumentResponse(id=document_id, version=target, ranges=blame.ranges())
+        runs = blame.runs()
+        if (size := blame_bytes(runs)) > self._response_budget:
+            raise ResourceExhausted(
+                f"the blame of version {target} has {len(runs)} ranges, a response of about "
+                f"{size} bytes, over the {self._response_budget}-byte limit"
+            )
+        response = BlameDocumentResponse(id=document_id, version=target, ranges=ranges_of(runs))
         if len(response.ranges) <= BLAME_CACHE_RANGES:
             self._blames[document_id, target] = response
             if len(self._blames) > BLAME_CACHE_ENTRIES:
@@ -190,6 +193,13 @@ class History:
         if current is None:
             raise NotFound(f"document {document_id} not found")
         return current.version
+
+
+def _feed(blame: Blame, page: list[Snapshot]) -> None:
+    for snapshot in page:
+        change = snapshot.change
+        origin = Origin(snapshot.version, change.by, snapshot.updated_at, change.kind)
+        blame.feed(snapshot.decode().content, origin)
 
 
 def is_legacy(request: ListDocumentsRequest | GetDocumentVersionsRequest) -> bool:

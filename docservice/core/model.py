@@ -95,7 +95,8 @@ def utc_now() -> datetime:
 
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds, e.g. 2026-11-26T10:00:00.123456Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S.%f}Z"  # %Y need not pad years before 1000
 
 
 def parse_timestamp(text: str) -> datetime:

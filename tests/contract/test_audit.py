@@ -225,8 +225,13 @@ async def test_diff_of_versions_or_documents_that_do_not_exist(stub: DocumentSer
     assert violated_fields(error) == ["id"]
     error = await expect_status(diff(stub, created.id, from_version=-1), Status.INVALID_ARGUMENT)
     assert violated_fields(error) == ["from_version"]
-    # Version 1 alone: against itself, nothing changed.
-    assert (await diff(stub, created.id)).hunks == []
+    # Version 1 by default: against nothing (an empty document), everything added.
+    first = await diff(stub, created.id)
+    assert (first.from_version, first.to_version, first.hunks) == (0, 1, [])
+    assert [(c.field, c.old_value, c.new_value) for c in first.field_changes] == [
+        ("title", "", "t"),
+        ("author", "", "a"),
+    ]
 
 
 async def test_a_diff_too_large_for_one_response_is_refused_not_cut(
@@ -244,6 +249,26 @@ async def test_a_diff_too_large_for_one_response_is_refused_not_cut(
     assert "closer together" in (error.message or "")
     small = await diff(stub, created.id)  # 2 -> 3: one line
     assert [(h.old_lines, h.new_lines) for h in small.hunks] == [(4, 4)]
+    # Few changed lines, but so many hunks that their context lines outweigh the limit.
+    blocks = [f"{n:016x}\na\na\na\nX\na\na\n" for n in range(30_000)]
+    sparse = await stub.create_document(
+        CreateDocumentRequest(title="t", author="a", content="".join(blocks))
+    )
+    await edit(stub, sparse.id, "bob", content="".join(b.replace("X", "Y") for b in blocks))
+    await expect_status(diff(stub, sparse.id), Status.RESOURCE_EXHAUSTED)
+
+
+async def test_a_blame_too_large_for_one_response_is_refused(stub: DocumentServiceStub) -> None:
+    distinct = [f"{n:05x}\n" for n in range(150_000)]
+    created = await stub.create_document(
+        CreateDocumentRequest(title="t", author="a", content="".join(distinct))
+    )
+    every_other = [line if n % 2 else "z" + line for n, line in enumerate(distinct)]
+    await edit(stub, created.id, "bob", content="".join(every_other))
+    error = await expect_status(
+        stub.blame_document(BlameDocumentRequest(id=created.id)), Status.RESOURCE_EXHAUSTED
+    )
+    assert "ranges" in (error.message or "")
 
 
 # -- blame -------------------------------------------------------------------------------------

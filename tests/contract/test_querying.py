@@ -63,6 +63,8 @@ async def test_filter_comparisons_and_logic(stub: DocumentServiceStub) -> None:
     created = made["beta"].created_at
     assert await titles(stub, author, f"create_time > {created}") == {"gamma", "delta"}
     assert await titles(stub, author, '(title = alpha OR title = beta) AND tags:"x"') == {"alpha"}
+    everything = {"alpha", "beta", "gamma", "delta"}
+    assert await titles(stub, author, 'create_time > "0099-01-01T00:00:00Z"') == everything
     # AIP-160 precedence: OR binds tighter than AND.
     assert await titles(stub, author, "title = alpha title = beta OR title = alpha") == {"alpha"}
     # The legacy filter fields combine with it (AND).

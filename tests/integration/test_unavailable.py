@@ -28,7 +28,7 @@ POSTGRES_SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 
 
 @contextlib.contextmanager
-def resetting_listener() -> Iterator[str]:
+def resetting_listener(*, reset: bool = True) -> Iterator[str]:
     """A loopback port that resets each connection (RST) once the client has sent its startup
     message, as a database does in the moment it goes down: the driver fails while it is still
     opening the connection, after the TLS negotiation."""
@@ -48,7 +48,9 @@ def resetting_listener() -> Iterator[str]:
                     if connection.recv(1024) == POSTGRES_SSL_REQUEST:
                         connection.sendall(b"N")  # no TLS here: go on in plain text
                         connection.recv(1024)  # the startup message
-                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                if reset:  # RST; otherwise an orderly close (FIN), as a server that exits
+                    linger = struct.pack("ii", 1, 0)
+                    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -65,6 +67,7 @@ def resetting_listener() -> Iterator[str]:
     params=[
         ("postgres", "refused"),
         ("postgres", "reset"),
+        ("postgres", "closed"),
         ("mongo", "refused"),
         ("mongo", "reset"),
     ],
@@ -75,8 +78,8 @@ async def stub_without_database(
 ) -> AsyncIterator[DocumentServiceStub]:
     backend, fault = request.param
     with contextlib.ExitStack() as stack:
-        if fault == "reset":
-            nobody = stack.enter_context(resetting_listener())
+        if fault in ("reset", "closed"):
+            nobody = stack.enter_context(resetting_listener(reset=fault == "reset"))
         else:
             nobody = f"127.0.0.1:{free_port()}"  # a port nothing listens on
         async with _app_on(backend, nobody) as stub:

@@ -15,7 +15,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from docservice._proto.document import ChangeKind, LineKind
-from docservice.core.blame import Blame, Origin
+from docservice.core.blame import Blame, Origin, ranges_of
 from docservice.core.diff import LineOp, hunks, line_ops, split_lines
 
 PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None)
@@ -131,7 +131,7 @@ def test_blame_gives_each_line_to_a_version_that_has_it_since(steps: list[tuple]
     for version, lines in enumerate(contents[1:], start=1):
         blame.feed("".join(lines), Origin(version, f"u{version}", "", ChangeKind.UPDATED))
     final = contents[-1]
-    ranges = blame.ranges()
+    ranges = ranges_of(blame.runs())
     assert sum(r.line_count for r in ranges) == len(final)
     assert [r.start_line for r in ranges] == [
         1 + sum(r.line_count for r in ranges[:n]) for n in range(len(ranges))

@@ -284,7 +284,8 @@ class DiffDocumentVersionsRequest(betterproto2.Message):
 
     from_version: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
     """
-    Defaults to to_version - 1.
+    Defaults to to_version - 1; for version 1 that is nothing (an empty document), so the
+    diff shows everything as added.
     """
 
     to_version: "int" = betterproto2.field(3, betterproto2.TYPE_INT64)

@@ -1,6 +1,6 @@
 """What the cache stores under its keys, and how it reads it back.
 
-Every value is sealed: b"ds1" + the sha1 hex of the payload + the payload. Garbage under a key
+Every value is sealed: b"ds2" + the sha1 hex of the payload + the payload. Garbage under a key
 must read as a miss, and protobuf decodes most garbage without complaint; sha1 (an integrity
 check, not security) because Redis's Lua can compute it too (scripts.py checks seals before a
 store). The unpacking functions return None when there is no entry and raise `GarbageEntry`
@@ -29,7 +29,9 @@ __all__ = [
     "unseal",
 ]
 
-MAGIC = b"ds1"
+# The format's mark: ds2 since version entries carry their audit trail. A server of another
+# format reads these values as garbage (a miss), never as entries of its own.
+MAGIC = b"ds2"
 CHECKSUM_END = len(MAGIC) + 40  # sha1 hex
 TIMESTAMP_LENGTH = len("2026-11-26T10:00:00.123456Z")
 DELETED, LIVE = b"1", b"0"

@@ -1,6 +1,6 @@
 """The Lua scripts of the Redis cache (see repository.py for the scheme they implement).
 
-Each runs atomically in Redis. Values are sealed as b"ds1" + sha1 hex + payload (entries.seal),
+Each runs atomically in Redis. Values are sealed as b"ds2" + sha1 hex + payload (entries.seal),
 which the scripts check with Redis's own sha1 so that garbage never blocks a store.
 """
 
@@ -17,7 +17,7 @@ local function sealed_version(key)
   end
   local fields = redis.call('HMGET', key, 'v', 'b')
   local v, b = fields[1], fields[2]
-  if not (v and b and string.sub(b, 1, 3) == 'ds1'
+  if not (v and b and string.sub(b, 1, 3) == 'ds2'
           and redis.sha1hex(string.sub(b, 44)) == string.sub(b, 4, 43)) then
     return nil
   end

@@ -155,7 +155,11 @@ async def derive_change_kinds(database: AsyncDatabase[dict[str, Any]]) -> int:
             for record in batch:
                 kind = await _kind_of(versions, record[document_id], record)
                 changes = {"change_kind": kind, "changed_by": "", "change_message": ""}
-                await collection.update_one({"_id": record["_id"]}, {"$set": changes})
+                # Only if still without a kind: a write by a server of this version since
+                # the read set its own, which must stand.
+                await collection.update_one(
+                    {"_id": record["_id"], "change_kind": {"$exists": False}}, {"$set": changes}
+                )
                 derived += 1
     await migrations.update_one({"_id": AUDIT_MARKER}, {"$set": {"done": True}}, upsert=True)
     return derived

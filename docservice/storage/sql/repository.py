@@ -134,10 +134,13 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _lost_connection(exc: BaseException | None) -> bool:
-    """A socket fault under the driver's error: a server restarting resets a connection while
-    asyncpg is still opening it, and SQLAlchemy reports that as the DBAPI's base `Error`."""
+    """A lost connection under the driver's error: a server restarting resets or closes a
+    connection while asyncpg is still opening it (ConnectionDoesNotExistError, with or without
+    the socket error as its cause), and SQLAlchemy reports that as the DBAPI's base `Error`."""
+    from asyncpg.exceptions import ConnectionDoesNotExistError  # type: ignore[import-untyped]
+
     while exc is not None:
-        if isinstance(exc, OSError):
+        if isinstance(exc, OSError | ConnectionDoesNotExistError):
             return True
         exc = exc.__cause__
     return False
