@@ -17,6 +17,8 @@ the write transaction: a version's tip never changes, so either is as good.
 from __future__ import annotations
 
 import contextlib
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -375,24 +377,39 @@ class SqlDocumentRepository(DocumentRepository):
         return True
 
 
-# total_size is exact up to this many matches; above it PostgreSQL's planner estimate is used
-# (AIP-158 allows an estimate), so that the first page of a huge set costs no more than of a
-# small one. SQLite counts exactly: it is the embedded, small-data backend.
+# total_size is exact up to this many matches; above it an estimate (AIP-158 allows one), so
+# that the first page of a huge set costs no more than of a small one: PostgreSQL's planner
+# estimate, or on SQLite, which has none, an exact count at most COUNT_TTL_SECONDS old.
 EXACT_TOTAL_UP_TO = 1000
+COUNT_TTL_SECONDS = 5.0
+COUNTS_KEPT = 256
+_counts: OrderedDict[tuple[str, tuple[Any, ...]], tuple[float, int]] = OrderedDict()
 
 
 async def _total_size(conn: AsyncConnection, conditions: list[ColumnElement[bool]]) -> int:
     matching = select(documents.c.id).where(*conditions)
-    if conn.dialect.name != "postgresql":
-        return await conn.scalar(select(func.count()).select_from(matching.subquery())) or 0
     bounded = matching.limit(EXACT_TOTAL_UP_TO + 1).subquery()
     total = await conn.scalar(select(func.count()).select_from(bounded)) or 0
     if total <= EXACT_TOTAL_UP_TO:
         return total
-    sql = matching.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-    plan = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}")
-    estimate = int(plan.scalar_one()[0]["Plan"]["Plan Rows"])
-    return min(max(estimate, total), 2**31 - 1)
+    # The statement with its values as bound parameters (never as SQL text).
+    compiled = matching.compile(dialect=conn.dialect)
+    params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+    if conn.dialect.name == "postgresql":
+        plan = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled.string}", params)
+        estimate = int(plan.scalar_one()[0]["Plan"]["Plan Rows"])
+        return min(max(estimate, total), 2**31 - 1)
+    key = (compiled.string, tuple(repr(p) for p in params))
+    now = time.monotonic()
+    kept = _counts.get(key)
+    if kept is not None and now - kept[0] < COUNT_TTL_SECONDS:
+        return kept[1]
+    exact = await conn.scalar(select(func.count()).select_from(matching.subquery())) or 0
+    _counts[key] = (now, exact)
+    _counts.move_to_end(key)
+    if len(_counts) > COUNTS_KEPT:
+        _counts.popitem(last=False)
+    return exact
 
 
 async def _first(conn: AsyncConnection, statement: Select[Any], params: dict[str, Any]) -> Any:
