@@ -180,8 +180,10 @@ class _Parser:
         return nodes[0] if len(nodes) == 1 else Or(tuple(nodes))
 
     def _unary(self, depth: int) -> Node:
-        token = self._peek()
-        if self._keyword("NOT") or (token.kind == "minus" and self._next()):
+        if self._keyword("NOT"):
+            return Not(self._primary(depth))
+        if self._peek().kind == "minus":
+            self._next()
             return Not(self._primary(depth))
         return self._primary(depth)
 

@@ -40,9 +40,6 @@ def page_of(
 ) -> Page:
     """The page for `rows` fetched with `rows_to_fetch(query)` as their limit, in list order."""
     documents = [to_document(row) for row in rows[: query.limit]]
-    if query.basic:
-        for document in documents:
-            document.content, document.comments = "", []
     has_more = len(rows) > query.limit
     return Page.of(
         documents, total_size, has_more, max_bytes=query.max_bytes, order_field=query.order.field

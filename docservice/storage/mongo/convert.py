@@ -14,7 +14,7 @@ Then the audit trail: snapshots written before it get the kind of change their r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -52,32 +52,42 @@ async def convert_history(
     if await migrations.find_one({"_id": MARKER}) is not None:
         return 0
     documents, versions = database["documents"], database["document_versions"]
-    converted, after_id = 0, ""
-    while True:  # in _id order from where the last batch ended: one pass in all
+    converted = 0
+    async for record in _without(documents, "content_version", ["version", "content"]):
+        newest = await _convert_snapshots(versions, record["_id"], policy)
+        if newest is not None and newest[0] == record["version"]:
+            tip = newest[1]
+        else:  # its newest snapshot was lost in a crash: the next writer repairs it
+            tip = first_content(record["content"], record["version"]).tip
+        await documents.update_one({"_id": record["_id"]}, {"$set": tip_fields(tip)})
+        converted += 1
+        if after_document is not None:
+            after_document(converted)
+    await migrations.update_one({"_id": MARKER}, {"$set": {"done": True}}, upsert=True)
+    return converted
+
+
+async def _without(
+    collection: Collection, field: str, fields: list[str]
+) -> AsyncIterator[dict[str, Any]]:
+    """The records of `collection` that have no `field` yet (with `fields` and `_id`), in
+    `_id` order, a batch at a time from where the last one ended: one pass in all."""
+    after_id = ""
+    projection = {"_id": 1, **dict.fromkeys(fields, 1)}
+    while True:
         batch = (
-            await documents.find(
-                {"content_version": {"$exists": False}, "_id": {"$gt": after_id}},
-                projection={"_id": 1, "version": 1, "content": 1},
+            await collection.find(
+                {field: {"$exists": False}, "_id": {"$gt": after_id}}, projection=projection
             )
             .sort("_id", 1)
             .limit(BATCH)
             .to_list()
         )
         if not batch:
-            break
+            return
         after_id = batch[-1]["_id"]
         for record in batch:
-            newest = await _convert_snapshots(versions, record["_id"], policy)
-            if newest is not None and newest[0] == record["version"]:
-                tip = newest[1]
-            else:  # its newest snapshot was lost in a crash: the next writer repairs it
-                tip = first_content(record["content"], record["version"]).tip
-            await documents.update_one({"_id": record["_id"]}, {"$set": tip_fields(tip)})
-            converted += 1
-            if after_document is not None:
-                after_document(converted)
-    await migrations.update_one({"_id": MARKER}, {"$set": {"done": True}}, upsert=True)
-    return converted
+            yield record
 
 
 async def _convert_snapshots(
@@ -138,29 +148,16 @@ async def derive_change_kinds(database: AsyncDatabase[dict[str, Any]]) -> int:
     versions = database["document_versions"]
     derived = 0
     for collection, document_id in ((versions, "document_id"), (database["documents"], "_id")):
-        after_id = ""
-        while True:
-            batch = (
-                await collection.find(
-                    {"change_kind": {"$exists": False}, "_id": {"$gt": after_id}},
-                    projection={"_id": 1, document_id: 1, "version": 1, "is_deleted": 1},
-                )
-                .sort("_id", 1)
-                .limit(BATCH)
-                .to_list()
+        fields = [document_id, "version", "is_deleted"]
+        async for record in _without(collection, "change_kind", fields):
+            kind = await _kind_of(versions, record[document_id], record)
+            changes = {"change_kind": kind, "changed_by": "", "change_message": ""}
+            # Only if still without a kind: a write by a server of this version since the
+            # read set its own, which must stand.
+            await collection.update_one(
+                {"_id": record["_id"], "change_kind": {"$exists": False}}, {"$set": changes}
             )
-            if not batch:
-                break
-            after_id = batch[-1]["_id"]
-            for record in batch:
-                kind = await _kind_of(versions, record[document_id], record)
-                changes = {"change_kind": kind, "changed_by": "", "change_message": ""}
-                # Only if still without a kind: a write by a server of this version since
-                # the read set its own, which must stand.
-                await collection.update_one(
-                    {"_id": record["_id"], "change_kind": {"$exists": False}}, {"$set": changes}
-                )
-                derived += 1
+            derived += 1
     await migrations.update_one({"_id": AUDIT_MARKER}, {"$set": {"done": True}}, upsert=True)
     return derived
 
@@ -187,19 +184,9 @@ async def derive_created_us(database: AsyncDatabase[dict[str, Any]]) -> int:
         return 0
     documents = database["documents"]
     derived = 0
-    while True:
-        batch = (
-            await documents.find(
-                {"created_us": {"$exists": False}}, projection={"_id": 1, "created_at": 1}
-            )
-            .limit(BATCH)
-            .to_list()
-        )
-        if not batch:
-            break
-        for record in batch:
-            created = microseconds(record["created_at"])
-            await documents.update_one({"_id": record["_id"]}, {"$set": {"created_us": created}})
-            derived += 1
+    async for record in _without(documents, "created_us", ["created_at"]):
+        created = microseconds(record["created_at"])
+        await documents.update_one({"_id": record["_id"]}, {"$set": {"created_us": created}})
+        derived += 1
     await migrations.update_one({"_id": CREATED_MARKER}, {"$set": {"done": True}}, upsert=True)
     return derived

@@ -180,6 +180,7 @@ class SqlDocumentRepository(DocumentRepository):
         self._units = Units(engine)  # each checkout to give-back in a task of its own
         self._history = history or HistoryPolicy()
         self._tips = Tips()
+        self._counts: Counts = OrderedDict()  # of this database only
 
     async def get(self, document_id: str, *, fresh: bool = False) -> Document | None:
         if fresh:
@@ -266,7 +267,8 @@ class SqlDocumentRepository(DocumentRepository):
 
         async def page(conn: AsyncConnection) -> tuple[list[Row[Any]], int]:
             rows = list((await conn.execute(stmt)).all())
-            return rows, await _total_size(conn, conditions) if query.count else 0
+            total = await _total_size(conn, conditions, self._counts) if query.count else 0
+            return rows, total
 
         rows, total = await self._read(page)
         if query.basic:
@@ -383,10 +385,13 @@ class SqlDocumentRepository(DocumentRepository):
 EXACT_TOTAL_UP_TO = 1000
 COUNT_TTL_SECONDS = 5.0
 COUNTS_KEPT = 256
-_counts: OrderedDict[tuple[str, tuple[Any, ...]], tuple[float, int]] = OrderedDict()
+# SQLite's recent exact counts, by statement and values: (when counted, count).
+Counts = OrderedDict[tuple[str, tuple[str, ...]], tuple[float, int]]
 
 
-async def _total_size(conn: AsyncConnection, conditions: list[ColumnElement[bool]]) -> int:
+async def _total_size(
+    conn: AsyncConnection, conditions: list[ColumnElement[bool]], counts: Counts
+) -> int:
     matching = select(documents.c.id).where(*conditions)
     bounded = matching.limit(EXACT_TOTAL_UP_TO + 1).subquery()
     total = await conn.scalar(select(func.count()).select_from(bounded)) or 0
@@ -401,14 +406,14 @@ async def _total_size(conn: AsyncConnection, conditions: list[ColumnElement[bool
         return min(max(estimate, total), 2**31 - 1)
     key = (compiled.string, tuple(repr(p) for p in params))
     now = time.monotonic()
-    kept = _counts.get(key)
+    kept = counts.get(key)
     if kept is not None and now - kept[0] < COUNT_TTL_SECONDS:
         return kept[1]
     exact = await conn.scalar(select(func.count()).select_from(matching.subquery())) or 0
-    _counts[key] = (now, exact)
-    _counts.move_to_end(key)
-    if len(_counts) > COUNTS_KEPT:
-        _counts.popitem(last=False)
+    counts[key] = (now, exact)
+    counts.move_to_end(key)
+    if len(counts) > COUNTS_KEPT:
+        counts.popitem(last=False)
     return exact
 
 
