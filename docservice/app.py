@@ -51,11 +51,15 @@ def make_repository(settings: Settings) -> DocumentRepository:
     if sql:
         from docservice.storage.sql.repository import SqlDocumentRepository, create_engine
 
-        repository = SqlDocumentRepository(create_engine(settings.database_url), history)
+        repository = SqlDocumentRepository(
+            create_engine(settings.database_url), history, settings.search_language
+        )
     else:
         from docservice.storage.mongo.repository import MongoDocumentRepository
 
-        repository = MongoDocumentRepository(settings.mongo_url, settings.mongo_db, history)
+        repository = MongoDocumentRepository(
+            settings.mongo_url, settings.mongo_db, history, settings.search_language
+        )
     if not settings.redis_url:
         return repository
     from docservice.storage.cache.breaker import CircuitBreaker

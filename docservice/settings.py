@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     # Version content: deltas applied at most to read any version (storage/history.py). Unset:
     # 32 on SQL, 16 on MongoDB, whose read of a version fetches the K + 1 rows below it at once.
     history_max_chain: int | None = Field(None, ge=0, le=1000)
+    # Full-text search's stemming: a PostgreSQL text search configuration (english, german,
+    # simple, ...); SQLite stems only english (porter), anything else indexes words unstemmed;
+    # MongoDB: a snowball language, or simple for none. Changing it rebuilds the index at start.
+    search_language: str = Field("english", pattern=r"^[a-z_]{1,63}$")
 
     @field_validator("auth_jwt_algorithms", "auth_public_methods", mode="before")
     @classmethod

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from docservice._proto.document import ChangeKind, Document
+from docservice._proto.document import ChangeKind, Document, Snippet
 
 if TYPE_CHECKING:
     from docservice.core.filtering import Node
+    from docservice.core.searching import Term
 
 __all__ = [
     "Change",
@@ -17,6 +18,9 @@ __all__ = [
     "ListQuery",
     "Order",
     "Page",
+    "SearchHit",
+    "SearchPage",
+    "SearchQuery",
     "Snapshot",
 ]
 
@@ -94,6 +98,51 @@ class Page:
             has_more=has_more,
             last=(getattr(documents[-1], order_field), documents[-1].id) if documents else None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """One page of the documents matching all of `terms`, best first (score descending, ties
+    by id ascending)."""
+
+    terms: tuple[Term, ...]
+    limit: int
+    # Keyset position: (score, id) of the last result already returned.
+    after: tuple[float, str] | None = None
+    where: Node | None = None
+    show_deleted: bool = False
+    basic: bool = False
+    max_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    id: str
+    encoded: bytes  # the Document
+    score: float
+    snippets: tuple[Snippet, ...]
+
+
+@dataclass(slots=True)
+class SearchPage:
+    hits: list[SearchHit]
+    has_more: bool = False
+
+    @property
+    def last(self) -> tuple[float, str] | None:
+        if not self.hits:
+            return None
+        return self.hits[-1].score, self.hits[-1].id
+
+    @classmethod
+    def of(cls, hits: list[SearchHit], has_more: bool, max_bytes: int) -> SearchPage:
+        """The page of `hits`, ended early to fit `max_bytes` (0: no cap)."""
+        if max_bytes and hits:
+            sizes = [h.encoded + b"".join(bytes(s) for s in h.snippets) for h in hits]
+            fits = fitting(sizes, max_bytes)
+            if fits < len(hits):
+                hits, has_more = hits[:fits], True
+        return cls(hits, has_more)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +226,11 @@ class DocumentRepository(Protocol):
         ...
 
     async def list_page(self, query: ListQuery) -> Page: ...
+
+    async def search_page(self, query: SearchQuery) -> SearchPage:
+        """Full-text search, read from the store's index: a write acknowledged before the call
+        began is found (the index is written with the document, atomically)."""
+        ...
 
     async def versions(self, document_id: str, after_version: int, limit: int) -> list[Snapshot]:
         """Snapshots with version > after_version in ascending order, at most `limit`."""

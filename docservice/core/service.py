@@ -9,6 +9,7 @@ contiguous version number and none is lost.
 from __future__ import annotations
 
 import dataclasses
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from docservice._proto.document import (
     ListDocumentsRequest,
     RestoreDocumentRequest,
     RevertDocumentRequest,
+    SearchDocumentsRequest,
     UpdateDocumentRequest,
 )
 from docservice.core import page_tokens
@@ -55,12 +57,15 @@ from docservice.core.repository import (
     DocumentRepository,
     ListQuery,
     Order,
+    SearchPage,
+    SearchQuery,
     Snapshot,
 )
+from docservice.core.searching import parse_query
 from docservice.core.validation import Limits, Validator, check_mask_paths
 from docservice.settings import Settings
 
-__all__ = ["DocumentService", "DocumentsPage", "VersionsPage"]
+__all__ = ["DocumentService", "DocumentsPage", "SearchResults", "VersionsPage"]
 
 # Each lost compare-and-set means another writer made progress; this only bounds pathological
 # contention (it is far above what 50 concurrent writers on one document need).
@@ -85,6 +90,12 @@ class DocumentsPage:
     encoded: list[bytes]
     next_page_token: str
     total_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResults:
+    page: SearchPage
+    next_page_token: str
 
 
 class DocumentService:
@@ -227,9 +238,7 @@ class DocumentService:
             status = int(self._validator.status(request.status))
         where = parse_filter(request.filter)
         order = parse_order_by(request.order_by)
-        view = request.view
-        if view not in KNOWN_VIEWS:
-            raise InvalidArgument.of("view", f"unknown DocumentView value {int(view)}")
+        basic = self._basic_view(request.view)
         # Tokens bind the filter and order; those of plain queries read as before.
         query_print = page_tokens.fingerprint(
             "documents",
@@ -258,7 +267,7 @@ class DocumentService:
             max_bytes=0 if is_legacy(request) else self._response_budget,
             where=where,
             order=order,
-            basic=view == DocumentView.BASIC,
+            basic=basic,
         )
         page = await self._repository.list_page(query)
         if is_legacy(request):
@@ -268,6 +277,39 @@ class DocumentService:
         if page.has_more and page.last is not None:
             token = self._page_tokens.encode(query_print, [*page.last, total_size])
         return DocumentsPage(page.encoded, token, total_size)
+
+    async def search(self, request: SearchDocumentsRequest) -> SearchResults:
+        if request.page_size < 0:
+            raise InvalidArgument.of("page_size", "must not be negative")
+        terms = parse_query(request.query)
+        where = parse_filter(request.filter)
+        basic = self._basic_view(request.view)
+        query_print = page_tokens.fingerprint(
+            "search", repr(terms), repr(where), request.show_deleted
+        )
+        after = None
+        if request.page_token:
+            after = _search_position(self._page_tokens.decode(request.page_token, query_print))
+        query = SearchQuery(
+            terms=terms,
+            limit=min(request.page_size or self._default_page_size, self._max_page_size),
+            after=after,
+            where=where,
+            show_deleted=request.show_deleted,
+            basic=basic,
+            max_bytes=self._response_budget,
+        )
+        page = await self._repository.search_page(query)
+        token = ""
+        if page.has_more and page.last is not None:
+            token = self._page_tokens.encode(query_print, list(page.last))
+        return SearchResults(page, token)
+
+    @staticmethod
+    def _basic_view(view: DocumentView) -> bool:
+        if view not in KNOWN_VIEWS:
+            raise InvalidArgument.of("view", f"unknown DocumentView value {int(view)}")
+        return view == DocumentView.BASIC
 
     async def versions(self, request: GetDocumentVersionsRequest) -> VersionsPage:
         return await self._history.versions(request)
@@ -340,4 +382,19 @@ def _document_position(position: list[Any], order: Order) -> tuple[tuple[str, st
                 return (position[0], str(uuid.UUID(position[1]))), total
             except (ValueError, OverflowError):
                 pass
+    raise InvalidArgument.of(page_tokens.FIELD, "is not a valid page token")
+
+
+def _search_position(position: list[Any]) -> tuple[float, str]:
+    """The (score, id) a search page token resumes after."""
+    if (
+        len(position) == 2
+        and type(position[0]) is float
+        and math.isfinite(position[0])
+        and isinstance(position[1], str)
+    ):
+        try:
+            return position[0], str(uuid.UUID(position[1]))
+        except ValueError:
+            pass
     raise InvalidArgument.of(page_tokens.FIELD, "is not a valid page token")

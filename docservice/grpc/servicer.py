@@ -26,6 +26,7 @@ from docservice._proto.document import (
     ListDocumentsRequest,
     RestoreDocumentRequest,
     RevertDocumentRequest,
+    SearchDocumentsRequest,
     UpdateDocumentRequest,
     UpdateDocumentResponse,
 )
@@ -85,6 +86,7 @@ class DocumentServicer(DocumentServiceBase):
             "RevertDocument": self._revert_document,
             "DiffDocumentVersions": self._diff_document_versions,
             "BlameDocument": self._blame_document,
+            "SearchDocuments": self._search_documents,
         }
         mapping = super().__mapping__()
         assert mapping.keys() == {f"{SERVICE}/{method}" for method in calls}, mapping.keys()
@@ -139,6 +141,10 @@ class DocumentServicer(DocumentServiceBase):
         return Encoded(
             wire.list_documents_response(page.encoded, page.next_page_token, page.total_size)
         )
+
+    async def _search_documents(self, message: SearchDocumentsRequest, _: str) -> Encoded:
+        results = await self._service.search(message)
+        return Encoded(wire.search_response(results.page.hits, results.next_page_token))
 
     async def _get_document_versions(self, message: GetDocumentVersionsRequest, _: str) -> Encoded:
         page = await self._service.versions(message)

@@ -8,6 +8,7 @@ each builder byte for byte against betterproto2's encoding of the same message.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 
 import betterproto2
@@ -17,8 +18,10 @@ from docservice._proto.document import (
     GetDocumentResponse,
     GetDocumentVersionsResponse,
     ListDocumentsResponse,
+    SearchDocumentsResponse,
+    SearchResult,
 )
-from docservice.core.repository import Snapshot
+from docservice.core.repository import SearchHit, Snapshot
 from docservice.grpc.compat import message_metadata
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "get_document_response",
     "list_documents_response",
     "message_field",
+    "search_response",
     "varint_field",
     "versions_response",
 ]
@@ -41,6 +45,11 @@ LIST_NEXT_PAGE_TOKEN = _number(ListDocumentsResponse, "next_page_token")
 LIST_TOTAL_SIZE = _number(ListDocumentsResponse, "total_size")
 VERSIONS = _number(GetDocumentVersionsResponse, "versions")
 VERSIONS_NEXT_PAGE_TOKEN = _number(GetDocumentVersionsResponse, "next_page_token")
+SEARCH_RESULTS = _number(SearchDocumentsResponse, "results")
+SEARCH_NEXT_PAGE_TOKEN = _number(SearchDocumentsResponse, "next_page_token")
+RESULT_DOCUMENT = _number(SearchResult, "document")
+RESULT_SCORE = _number(SearchResult, "score")
+RESULT_SNIPPETS = _number(SearchResult, "snippets")
 VERSION_ID = _number(DocumentVersion, "version_id")
 VERSION_DOCUMENT = _number(DocumentVersion, "document")
 VERSION_TIMESTAMP = _number(DocumentVersion, "timestamp")
@@ -59,6 +68,11 @@ def message_field(number: int, payload: bytes) -> bytes:
 def varint_field(number: int, value: int) -> bytes:
     """Field `number` holding a non-negative integer in wire form."""
     return _varint(number << 3) + _varint(value)
+
+
+def double_field(number: int, value: float) -> bytes:
+    """Field `number` holding a double (64-bit wire type); nothing for 0, as proto3 has it."""
+    return _varint((number << 3) | 1) + struct.pack("<d", value) if value else b""
 
 
 def _varint(value: int) -> bytes:
@@ -113,3 +127,17 @@ def versions_response(snapshots: Iterable[Snapshot], next_page_token: str) -> by
     """GetDocumentVersionsResponse from snapshots."""
     body = b"".join(message_field(VERSIONS, document_version(s)) for s in snapshots)
     return body + _text(VERSIONS_NEXT_PAGE_TOKEN, next_page_token)
+
+
+def search_response(hits: Iterable[SearchHit], next_page_token: str) -> bytes:
+    """SearchDocumentsResponse from hits, each with its encoded Document."""
+    body = b"".join(
+        message_field(
+            SEARCH_RESULTS,
+            message_field(RESULT_DOCUMENT, hit.encoded)
+            + double_field(RESULT_SCORE, hit.score)
+            + b"".join(message_field(RESULT_SNIPPETS, bytes(s)) for s in hit.snippets),
+        )
+        for hit in hits
+    )
+    return body + _text(SEARCH_NEXT_PAGE_TOKEN, next_page_token)

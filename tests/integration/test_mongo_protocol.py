@@ -66,7 +66,8 @@ async def _compare_and_set_only(
     stored = next_content(
         previous.content, document.content, tip, document.version, HistoryPolicy()
     )
-    return await repository._compare_and_set(document, stored.tip, change, previous.version)
+    fields = repository._changed_fields(document, previous, stored.tip, change)
+    return await repository._compare_and_set(document, fields, previous.version)
 
 
 async def _stored_versions(document_id: str) -> list[int]:

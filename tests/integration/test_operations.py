@@ -135,6 +135,7 @@ async def test_reflection_lists_and_describes_every_method(app: App) -> None:
         "RevertDocument",
         "DiffDocumentVersions",
         "BlameDocument",
+        "SearchDocuments",
     }
     assert fields[:11] == [
         "id",

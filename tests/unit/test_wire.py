@@ -11,9 +11,13 @@ from docservice._proto.document import (
     GetDocumentResponse,
     GetDocumentVersionsResponse,
     ListDocumentsResponse,
+    SearchDocumentsResponse,
+    SearchResult,
+    Snippet,
+    TextMatch,
 )
 from docservice.core.model import version_message
-from docservice.core.repository import Change, Snapshot
+from docservice.core.repository import Change, SearchHit, Snapshot
 from docservice.grpc import wire
 
 SIZES = [0, 1, 127, 128, 16_384, 2**21]
@@ -63,6 +67,34 @@ CHANGES = [
 def test_document_version(version: int, change: Change) -> None:
     snapshot = Snapshot.of(document(300, version=version), change)
     assert wire.document_version(snapshot) == bytes(version_message(snapshot))
+
+
+SNIPPETS = [
+    (),
+    (Snippet(field="title", text="a b", matches=[TextMatch(start=0, end=1)]),),
+    (
+        Snippet(field="title", text="é", matches=[TextMatch(start=0, end=1)]),
+        Snippet(field="content", text="x y z", matches=[TextMatch(0, 1), TextMatch(4, 5)]),
+    ),
+]
+
+
+@pytest.mark.parametrize("score", [0.0, 1e-300, 0.5, 3.25e8, -2.0])
+@pytest.mark.parametrize(("count", "token"), [(0, ""), (1, ""), (7, "next")])
+def test_search_response(count: int, token: str, score: float) -> None:
+    docs = [document(i * 40, version=i + 1) for i in range(count)]
+    snippets = [SNIPPETS[i % len(SNIPPETS)] for i in range(count)]
+    expected = bytes(
+        SearchDocumentsResponse(
+            results=[
+                SearchResult(document=d, score=score, snippets=list(s))
+                for d, s in zip(docs, snippets, strict=True)
+            ],
+            next_page_token=token,
+        )
+    )
+    hits = [SearchHit(d.id, bytes(d), score, s) for d, s in zip(docs, snippets, strict=True)]
+    assert wire.search_response(hits, token) == expected
 
 
 @pytest.mark.parametrize(("count", "token"), [(0, ""), (1, ""), (40, "next")])

@@ -56,6 +56,8 @@ from docservice.core.repository import (
     EncodedDocument,
     ListQuery,
     Page,
+    SearchPage,
+    SearchQuery,
     Snapshot,
 )
 from docservice.storage.cache.breaker import CircuitBreaker
@@ -212,6 +214,10 @@ class CachedDocumentRepository:
             packed = pack_page(page)
             await self._call(lambda redis: redis.set(key, packed, ex=self._ttl))
         return page
+
+    async def search_page(self, query: SearchQuery) -> SearchPage:
+        # Not cached: a search depends on every document, so any write would invalidate it.
+        return await self._inner.search_page(query)
 
     async def versions(self, document_id: str, after_version: int, limit: int) -> list[Snapshot]:
         prefix = self._version_key(document_id, "")

@@ -20,8 +20,10 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from docservice._proto.document import Document
 from docservice.storage.history import HistoryPolicy, Tip, first_content, next_content
 from docservice.storage.mongo.models import microseconds, tip_fields, version_id
+from docservice.storage.mongo.search import Analyzer
 
 __all__ = [
     "AUDIT_MARKER",
@@ -30,6 +32,7 @@ __all__ = [
     "convert_history",
     "derive_change_kinds",
     "derive_created_us",
+    "index_for_search",
 ]
 
 MARKER = "history-deltas"
@@ -68,17 +71,17 @@ async def convert_history(
 
 
 async def _without(
-    collection: Collection, field: str, fields: list[str]
+    collection: Collection, field: str, fields: list[str], value: object = None
 ) -> AsyncIterator[dict[str, Any]]:
-    """The records of `collection` that have no `field` yet (with `fields` and `_id`), in
-    `_id` order, a batch at a time from where the last one ended: one pass in all."""
+    """The records of `collection` that have no `field` yet (or, given a `value`, not that
+    value), with `fields` and `_id`, in `_id` order, a batch at a time from where the last one
+    ended: one pass in all."""
     after_id = ""
     projection = {"_id": 1, **dict.fromkeys(fields, 1)}
+    missing = {"$exists": False} if value is None else {"$ne": value}
     while True:
         batch = (
-            await collection.find(
-                {field: {"$exists": False}, "_id": {"$gt": after_id}}, projection=projection
-            )
+            await collection.find({field: missing, "_id": {"$gt": after_id}}, projection=projection)
             .sort("_id", 1)
             .limit(BATCH)
             .to_list()
@@ -190,3 +193,21 @@ async def derive_created_us(database: AsyncDatabase[dict[str, Any]]) -> int:
         derived += 1
     await migrations.update_one({"_id": CREATED_MARKER}, {"$set": {"done": True}}, upsert=True)
     return derived
+
+
+async def index_for_search(database: AsyncDatabase[dict[str, Any]], analyzer: Analyzer) -> int:
+    """Give documents written before search, or analysed for another SEARCH_LANGUAGE, their
+    search fields (mongo/search.py), one update each, so an interrupted run resumes. Returns
+    how many."""
+    documents = database["documents"]
+    indexed = 0
+    records = _without(
+        documents, "search_language", ["title", "tags", "content"], analyzer.language
+    )
+    async for record in records:
+        fields = analyzer.fields(
+            Document(title=record["title"], tags=record["tags"], content=record["content"])
+        )
+        await documents.update_one({"_id": record["_id"]}, {"$set": fields})
+        indexed += 1
+    return indexed

@@ -78,6 +78,10 @@ class DocumentRecord(BeanieDocument, StoredContent):
     content_depth: int | None = None
     content_bytes: int | None = None
     content_checksum: int | None = None
+    # Full-text search (mongo/search.py); written with the rest, never read back here.
+    search_terms: list[str] | None = None
+    search_tf: dict[str, int] | None = None
+    search_language: str | None = None
 
     class Settings:
         name = "documents"
@@ -94,6 +98,7 @@ class DocumentRecord(BeanieDocument, StoredContent):
             IndexModel([("status", ASCENDING), ("updated_us", DESCENDING)]),
             IndexModel([("tags", ASCENDING), ("updated_us", DESCENDING)]),
             IndexModel([("request_id", ASCENDING)], unique=True, sparse=True),
+            IndexModel([("search_terms", ASCENDING)]),
         ]
 
 

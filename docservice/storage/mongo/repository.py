@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 from typing import Any
 
 from beanie import SortDirection, init_beanie
@@ -44,7 +45,16 @@ from pymongo.errors import ConnectionFailure, DuplicateKeyError, ServerSelection
 
 from docservice._proto.document import Document
 from docservice.core.model import stored_change
-from docservice.core.repository import Change, DocumentRepository, ListQuery, Page, Snapshot
+from docservice.core.repository import (
+    Change,
+    DocumentRepository,
+    ListQuery,
+    Page,
+    SearchHit,
+    SearchPage,
+    SearchQuery,
+    Snapshot,
+)
 from docservice.storage.history import (
     CONTENT_FIELDS,
     KINDS,
@@ -63,6 +73,7 @@ from docservice.storage.mongo.convert import (
     convert_history,
     derive_change_kinds,
     derive_created_us,
+    index_for_search,
 )
 from docservice.storage.mongo.models import (
     DocumentRecord,
@@ -75,6 +86,8 @@ from docservice.storage.mongo.models import (
     version_id,
 )
 from docservice.storage.mongo.querying import after_condition, filter_condition, sort_keys
+from docservice.storage.mongo.search import SEARCH_FIELDS, Analyzer
+from docservice.storage.mongo.search import projection as search_projection
 from docservice.storage.retries import retry_transient
 
 __all__ = ["MongoDocumentRepository"]
@@ -135,7 +148,14 @@ def _holders(window: list[ChainRecord], record: VersionRecord) -> list[ChainReco
 
 
 class MongoDocumentRepository(DocumentRepository):
-    def __init__(self, url: str, database: str, history: HistoryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        history: HistoryPolicy | None = None,
+        search_language: str = "english",
+    ) -> None:
+        self._analyzer = Analyzer(search_language)
         self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             url,
             serverSelectionTimeoutMS=TIMEOUT_MS,
@@ -155,6 +175,7 @@ class MongoDocumentRepository(DocumentRepository):
             await convert_history(self._client[self._database], self._history)
             await derive_change_kinds(self._client[self._database])
             await derive_created_us(self._client[self._database])
+            await index_for_search(self._client[self._database], self._analyzer)
             self._ready = True
 
     async def _ensure_ready(self) -> None:
@@ -185,7 +206,7 @@ class MongoDocumentRepository(DocumentRepository):
     async def create(self, document: Document, request_id: str, change: Change) -> Document:
         await self._ensure_ready()
         stored = first_content(document.content, document.version)
-        fields = stored_fields(document, stored.tip, change)
+        fields = stored_fields(document, stored.tip, change) | self._analyzer.fields(document)
         record = DocumentRecord(_id=document.id, request_id=request_id or None, **fields)
 
         async def insert() -> None:
@@ -209,10 +230,20 @@ class MongoDocumentRepository(DocumentRepository):
         stored = next_content(
             previous.content, document.content, tip, document.version, self._history
         )
-        if not await self._compare_and_set(document, stored.tip, change, previous.version):
+        fields = self._changed_fields(document, previous, stored.tip, change)
+        if not await self._compare_and_set(document, fields, previous.version):
             return False
         await self._insert_snapshot(document, stored, change)
         return True
+
+    def _changed_fields(
+        self, document: Document, previous: Document, tip: Tip, change: Change
+    ) -> dict[str, Any]:
+        """What step 2 sets: the new state, and its search fields if the text changed."""
+        fields = stored_fields(document, tip, change)
+        if any(getattr(document, f) != getattr(previous, f) for f in ("title", "tags", "content")):
+            fields |= self._analyzer.fields(document)
+        return fields
 
     async def _tip(self, previous: Document) -> Tip | None:
         """The tip of `previous`'s version: remembered from the writer's read, else read again
@@ -229,6 +260,51 @@ class MongoDocumentRepository(DocumentRepository):
         await self._ensure_ready()
         rows, total = await self._find_page(query)
         return page_of(rows, query, total, _listed_document)
+
+    async def search_page(self, query: SearchQuery) -> SearchPage:
+        await self._ensure_ready()
+        ranked = await self._rank(query)
+        page = ranked[: query.limit]
+        records = await self._find_by_ids([_id for _, _id in page])
+        hits = [
+            SearchHit(
+                _id,
+                bytes(_listed_document(dict(record), basic=query.basic)),
+                score,
+                self._analyzer.snippets(query.terms, record),
+            )
+            for score, _id in page
+            if (record := records.get(_id)) is not None  # else gone between the reads
+        ]
+        return SearchPage.of(hits, len(ranked) > query.limit, query.max_bytes)
+
+    @_retry
+    async def _rank(self, query: SearchQuery) -> list[tuple[float, str]]:
+        """(score, id) of the page's matches and one more, best first, ties by id."""
+        conditions = _filters(
+            ListQuery(limit=0, show_deleted=query.show_deleted, where=query.where)
+        )
+        where = {"$and": [conditions, self._analyzer.condition(query.terms)]}
+        cursor = DocumentRecord.get_pymongo_collection().find(
+            where, projection=search_projection(self._analyzer, query)
+        )
+        terms = query.terms
+        ranked = [
+            (self._analyzer.score(terms, row), row["_id"])
+            async for row in cursor
+            if self._analyzer.confirms(terms, row)
+        ]
+        if query.after is not None:
+            after = (-query.after[0], query.after[1])
+            ranked = [r for r in ranked if (-r[0], r[1]) > after]
+        return heapq.nsmallest(query.limit + 1, ranked, key=lambda r: (-r[0], r[1]))
+
+    @_retry
+    async def _find_by_ids(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        cursor = DocumentRecord.get_pymongo_collection().find(
+            {"_id": {"$in": ids}}, projection=NOT_SEARCH
+        )
+        return {row["_id"]: row async for row in cursor}
 
     async def versions(self, document_id: str, after_version: int, limit: int) -> list[Snapshot]:
         await self._ensure_ready()
@@ -294,9 +370,12 @@ class MongoDocumentRepository(DocumentRepository):
     @_retry
     async def _find_document(self, document_id: str) -> tuple[Document, Tip | None, Change] | None:
         """The document, the tip of its version's content and the change that made it."""
-        record = await DocumentRecord.get(document_id)
-        if record is None:
+        row = await DocumentRecord.get_pymongo_collection().find_one(
+            {"_id": document_id}, projection=NOT_SEARCH
+        )
+        if row is None:
             return None
+        record = DocumentRecord.model_validate(row)
         return document_of(record, document_id), tip_of(record), stored_change(record)
 
     @_retry
@@ -312,7 +391,7 @@ class MongoDocumentRepository(DocumentRepository):
         where = conditions
         if query.after is not None:
             where = {"$and": [conditions, after_condition(query.order, query.after)]}
-        projection = {"content": 0, "comments": 0} if query.basic else None
+        projection = {"content": 0, "comments": 0, **NOT_SEARCH} if query.basic else NOT_SEARCH
         cursor = (
             collection.find(where, projection=projection)
             .sort(sort_keys(query.order))
@@ -382,11 +461,10 @@ class MongoDocumentRepository(DocumentRepository):
 
     @_retry
     async def _compare_and_set(
-        self, document: Document, tip: Tip, change: Change, expected_version: int
+        self, document: Document, fields: dict[str, Any], expected_version: int
     ) -> bool:
         result = await DocumentRecord.get_pymongo_collection().update_one(
-            {"_id": document.id, "version": expected_version},
-            {"$set": stored_fields(document, tip, change)},
+            {"_id": document.id, "version": expected_version}, {"$set": fields}
         )
         return result.matched_count == 1
 
@@ -449,7 +527,13 @@ def _after(query: ListQuery) -> dict[str, Any]:
     }
 
 
-def _listed_document(row: dict[str, Any]) -> Document:
+def _listed_document(row: dict[str, Any], *, basic: bool = False) -> Document:
+    if basic:
+        row["content"], row["comments"] = "", []
     row.setdefault("content", "")  # the BASIC view reads neither
     row.setdefault("comments", [])
     return document_of(DocumentRecord.model_validate(row), row["_id"])
+
+
+# Reads of documents leave out what only search reads.
+NOT_SEARCH = dict.fromkeys(SEARCH_FIELDS, 0)

@@ -52,7 +52,16 @@ from docservice.core.model import (
     stored_change,
     stored_document,
 )
-from docservice.core.repository import Change, DocumentRepository, ListQuery, Page, Snapshot
+from docservice.core.repository import (
+    Change,
+    DocumentRepository,
+    ListQuery,
+    Page,
+    SearchHit,
+    SearchPage,
+    SearchQuery,
+    Snapshot,
+)
 from docservice.storage.history import (
     HistoryPolicy,
     Rebuild,
@@ -65,6 +74,7 @@ from docservice.storage.history import (
 from docservice.storage.idempotency import create_once
 from docservice.storage.listing import equality_filters, page_of, rows_to_fetch
 from docservice.storage.retries import retry_transient
+from docservice.storage.sql import search
 from docservice.storage.sql.history import CHAIN_BELOW, FRESH_BY_ID, TIP, VERSION, tip_of
 from docservice.storage.sql.querying import after_condition, filter_condition, order_columns
 from docservice.storage.sql.schema import document_tags, document_versions, documents
@@ -172,8 +182,14 @@ _VERSIONS = (
 
 
 class SqlDocumentRepository(DocumentRepository):
-    def __init__(self, engine: AsyncEngine, history: HistoryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        history: HistoryPolicy | None = None,
+        search_language: str = "english",
+    ) -> None:
         self._engine = engine
+        self._search_language = search_language
         # Reads are single statements: in autocommit they cost one round trip, not three
         # (no BEGIN before them, no ROLLBACK when the connection goes back to the pool).
         self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -271,9 +287,31 @@ class SqlDocumentRepository(DocumentRepository):
             return rows, total
 
         rows, total = await self._read(page)
-        if query.basic:
-            return page_of(rows, query, total, lambda row: _basic_document(row))
-        return page_of(rows, query, total, lambda row: _document(row, row.id, row.version))
+        return page_of(rows, query, total, _basic_document if query.basic else _full_document)
+
+    @_retry
+    async def search_page(self, query: SearchQuery) -> SearchPage:
+        conditions = [] if query.where is None else [filter_condition(query.where)]
+        postgres = self._engine.dialect.name == "postgresql"
+        language = self._search_language if postgres else None
+        columns = [c for c in documents.c if not (query.basic and c.name in BASIC_OMITS)]
+
+        async def page(conn: AsyncConnection) -> tuple[list[Row[Any]], dict[Any, Row[Any]]]:
+            ranks = list((await conn.execute(search.ranked(query, conditions, language))).all())
+            keys = [rank.key for rank in ranks[: query.limit]]
+            if not keys:
+                return ranks, {}
+            rows = await conn.execute(search.snippets(query.terms, keys, language, columns))
+            return ranks, {row.search_key: row for row in rows}
+
+        ranks, rows = await self._read(page)
+        to_document = _basic_document if query.basic else _full_document
+        hits = [
+            SearchHit(rank.id, bytes(to_document(row)), rank.score, search.snippets_of(row))
+            for rank in ranks[: query.limit]
+            if (row := rows.get(rank.key)) is not None  # else deleted between the statements
+        ]
+        return SearchPage.of(hits, len(ranks) > query.limit, query.max_bytes)
 
     async def versions(self, document_id: str, after_version: int, limit: int) -> list[Snapshot]:
         before, rows = await self._fetch_versions(document_id, after_version, limit)
@@ -322,6 +360,8 @@ class SqlDocumentRepository(DocumentRepository):
         from docservice.storage.sql.migrate import upgrade
 
         await upgrade(self._engine)
+        async with self._engine.begin() as conn:
+            await search.ensure_index(conn, self._search_language)
 
     @_retry
     async def ping(self) -> None:
@@ -498,6 +538,10 @@ class _Basic:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._row, name)
+
+
+def _full_document(row: Row[Any]) -> Document:
+    return _document(row, row.id, row.version)
 
 
 def _version(row: Row[Any]) -> int:
