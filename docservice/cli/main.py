@@ -28,6 +28,7 @@ from docservice._proto.document import (
     ListDocumentsRequest,
     RestoreDocumentRequest,
     RevertDocumentRequest,
+    SearchDocumentsRequest,
     UpdateDocumentRequest,
 )
 from docservice._proto.google.protobuf import FieldMask
@@ -44,6 +45,7 @@ from docservice.cli.output import (
     diff_text,
     documents_table,
     print_json,
+    search_table,
     versions_table,
 )
 
@@ -291,6 +293,43 @@ def list_documents(
         return
     console.print(documents_table(response.documents, wide=console.width >= 120))
     console.print(f"{len(response.documents)} shown, {response.total_size} in total")
+    if response.next_page_token:
+        console.print(f"next page: --page-token {response.next_page_token}", soft_wrap=True)
+
+
+@app.command()
+@client_command
+def search(
+    opts: ClientOptions,
+    query: Annotated[
+        str, typer.Argument(help='Words (all must match), "phrases", -excluded, prefix*.')
+    ],
+    filter_: Annotated[
+        str, typer.Option("--filter", help="AIP-160, as for list.", show_default=False)
+    ] = "",
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
+    show_deleted: Annotated[
+        bool, typer.Option("--show-deleted", help="Include deleted ones.")
+    ] = False,
+    basic: Annotated[
+        bool, typer.Option("--basic", help="Leave out content and comments (BASIC view).")
+    ] = False,
+) -> None:
+    """Full-text search: the best matches first, the matched words highlighted."""
+    request = SearchDocumentsRequest(
+        query=query,
+        filter=filter_,
+        page_size=page_size,
+        page_token=page_token,
+        show_deleted=show_deleted,
+        view=DocumentView.BASIC if basic else DocumentView.DOCUMENT_VIEW_UNSPECIFIED,
+    )
+    response = docs(opts, lambda docs: docs.search_documents(request))
+    if opts.json:
+        print_json(response)
+        return
+    console.print(search_table(response.results))
     if response.next_page_token:
         console.print(f"next page: --page-token {response.next_page_token}", soft_wrap=True)
 

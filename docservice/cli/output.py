@@ -18,6 +18,8 @@ from docservice._proto.document import (
     DiffDocumentVersionsResponse,
     Document,
     DocumentVersion,
+    SearchResult,
+    Snippet,
 )
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "document_panel",
     "documents_table",
     "print_json",
+    "search_table",
     "versions_table",
 ]
 
@@ -100,6 +103,35 @@ def documents_table(documents: Iterable[Document], *, wide: bool) -> Table:
             row += [", ".join(doc.tags), doc.updated_at]
         table.add_row(*row, style="dim" if doc.is_deleted else None)
     return table
+
+
+def search_table(results: Iterable[SearchResult]) -> Table:
+    """One row per result, best first: score, id, title and the content snippet, the matched
+    words highlighted."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("score", justify="right")
+    table.add_column("id", no_wrap=True)
+    table.add_column("title", ratio=1, overflow="fold")
+    table.add_column("match", ratio=3, overflow="fold")
+    for result in results:
+        document = result.document or Document()
+        snippets = {s.field: s for s in result.snippets}
+        title = snippets.get("title")
+        content = snippets.get("content")
+        table.add_row(
+            f"{result.score:.3g}",
+            document.id,
+            _marked(title) if title else Text(document.title),
+            _marked(content) if content else Text(""),
+        )
+    return table
+
+
+def _marked(snippet: Snippet) -> Text:
+    text = Text(snippet.text)
+    for match in snippet.matches:
+        text.stylize("bold yellow", match.start, match.end)
+    return text
 
 
 def versions_table(versions: Iterable[DocumentVersion], *, wide: bool) -> Table:

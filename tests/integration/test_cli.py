@@ -180,6 +180,21 @@ def test_list_with_a_filter_an_order_and_the_basic_view(target: str) -> None:
     assert bad.startswith("error: INVALID_ARGUMENT: ") and "position" in bad
 
 
+def test_search_ranks_highlights_and_filters(target: str) -> None:
+    word = "w" + uuid.uuid4().hex[:10]
+    author = f"cli-{uuid.uuid4().hex[:8]}"
+    ok_json(target, "create", "--title", f"{word} in the title", "--author", author)
+    ok_json(target, "create", "--title", "plain", "--author", "other", "--content", f"a {word}")
+    found = ok_json(target, "search", word)
+    assert [r["document"]["title"] for r in found["results"]] == [f"{word} in the title", "plain"]
+    narrowed = ok_json(target, "search", word, "--filter", f'author = "{author}"', "--basic")
+    assert [r["document"]["author"] for r in narrowed["results"]] == [author]
+    table = cli(target, "search", f"{word} -title")
+    assert table.returncode == 0 and "plain" in table.stdout and "in the title" not in table.stdout
+    bad = failure(target, "search", '"open')
+    assert bad.startswith("error: INVALID_ARGUMENT: query: ")
+
+
 def test_list_filters_and_pages(target: str) -> None:
     author = f"lister-{uuid.uuid4().hex[:8]}"
     for title in ("one", "two", "three"):
