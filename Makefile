@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.scaling
 	$(BIN)/python -m bench.storage --base $(STORAGE_BASE)
 	$(BIN)/python -m bench.history
+	$(BIN)/python -m bench.search
 
 # The whole stack in containers (needs a Docker engine).
 up:
