@@ -72,14 +72,19 @@ class Corpus:
         picks = [bisect(self.cumulative, self.rng.random() * total) for _ in range(count)]
         return " ".join(self.words[min(p, VOCABULARY - 1)] for p in picks)
 
-    def queries(self) -> list[str]:
-        """Single words, pairs and a phrase, from the frequent to the rare."""
+    def queries(self) -> dict[str, list[str]]:
+        """Selective queries (words of Zipf rank 2 000-20 000: tens to hundreds of matches)
+        and frequent ones (rank 50-2 000 singles and pairs, a phrase of the top two: thousands
+        to tens of thousands of matches)."""
         rng = random.Random(3)
         mid = self.words[50:2000]
         rare = self.words[2000:20000]
-        singles = [rng.choice(mid) for _ in range(10)] + [rng.choice(rare) for _ in range(10)]
-        pairs = [f"{rng.choice(mid)} {rng.choice(mid)}" for _ in range(10)]
-        return singles + pairs + [f'"{self.words[0]} {self.words[1]}"']
+        return {
+            "selective": [rng.choice(rare) for _ in range(20)],
+            "frequent": [rng.choice(mid) for _ in range(10)]
+            + [f"{rng.choice(mid)} {rng.choice(mid)}" for _ in range(10)]
+            + [f'"{self.words[0]} {self.words[1]}"'],
+        }
 
 
 async def seed(url: str, corpus: Corpus, count: int) -> None:
@@ -290,17 +295,19 @@ def main(args: argparse.Namespace) -> None:
             started = time.perf_counter()
             asyncio.run(seed(url, corpus, args.documents))
             print(f"{name}: seeded in {time.perf_counter() - started:.0f} s", flush=True)
-            line = asyncio.run(search_vs_like(url, queries, args.rounds, args.seconds))
-            lines.append(f"- {name}, 16 in flight, in the store: {line}")
-            print(lines[-1], flush=True)
+            for kind, chosen in queries.items():
+                line = asyncio.run(search_vs_like(url, chosen, args.rounds, args.seconds))
+                lines.append(f"- {name}, {kind} queries, 16 in flight, in the store: {line}")
+                print(lines[-1], flush=True)
             with docservice({**env, "DATABASE_URL": url}, 1) as target:
-                result = grpc_latency(target, queries, args.seconds)
-            lines.append(
-                f"- {name}, SearchDocuments through the server, 16 in flight: "
-                f"{result.rate:.0f} req/s, p50 {result.percentile(0.5):.1f} ms, "
-                f"p99 {result.percentile(0.99):.1f} ms"
-            )
-            print(lines[-1], flush=True)
+                for kind, chosen in queries.items():
+                    result = grpc_latency(target, chosen, args.seconds)
+                    lines.append(
+                        f"- {name}, {kind} queries, SearchDocuments through the server, 16 in "
+                        f"flight: {result.rate:.0f} req/s, p50 {result.percentile(0.5):.1f} ms, "
+                        f"p99 {result.percentile(0.99):.1f} ms"
+                    )
+                    print(lines[-1], flush=True)
         # Index upkeep: two fresh databases per backend.
         for name in ("SQLite", "PostgreSQL"):
             if name == "SQLite":
