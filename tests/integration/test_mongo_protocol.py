@@ -100,6 +100,30 @@ async def test_concurrent_writers_get_contiguous_versions_and_none_is_lost(
     assert lost_races > 0  # the writers really raced
 
 
+async def test_a_retried_compare_and_set_that_had_applied_is_not_a_lost_race(
+    repository: MongoDocumentRepository,
+) -> None:
+    """A retry after a reply lost in transit finds its own write in place: True, so the service
+    does not apply the change a second time; another writer's version is still a lost race."""
+    document = await _create(repository)
+    change = Change(ChangeKind.UPDATED, "retrying writer")
+    tip = await repository._tip(document)
+    assert tip is not None
+
+    def step_two(content: str) -> tuple[Document, dict[str, object]]:
+        written = _next(document, content)
+        stored = next_content(document.content, content, tip, 2, HistoryPolicy())
+        return written, repository._changed_fields(written, document, stored.tip, change)
+
+    mine, fields = step_two("applied, reply lost")
+    assert await repository._compare_and_set(mine, fields, 1)
+    assert await repository._compare_and_set(mine, fields, 1)  # the retry: the same fields
+    theirs, rival = step_two("a rival for the same version")
+    assert not await repository._compare_and_set(theirs, rival, 1)
+    current = await repository.get(document.id, fresh=True)
+    assert current is not None and (current.version, current.content) == (2, mine.content)
+
+
 async def test_crash_between_compare_and_set_and_snapshot_is_repaired(
     repository: MongoDocumentRepository,
 ) -> None:

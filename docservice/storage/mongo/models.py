@@ -78,6 +78,8 @@ class DocumentRecord(BeanieDocument, StoredContent):
     content_depth: int | None = None
     content_bytes: int | None = None
     content_checksum: int | None = None
+    # The last compare-and-set's own id: a retry of it recognises its write (repository.py).
+    write_id: str | None = None
     # Full-text search (mongo/search.py); written with the rest, never read back here.
     search_terms: list[str] | None = None
     search_tf: dict[str, int] | None = None

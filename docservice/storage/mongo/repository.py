@@ -17,7 +17,11 @@ Write protocol, without multi-document transactions (a standalone mongod has non
 2. Compare-and-set. ``update_one({_id, version: p}, {$set: new state and its tip, version:
    p + 1})``: of concurrent writers exactly one matches; the others match nothing and retry
    from a fresh read. The new tip (and the delta against the content of p, which the writer
-   has in hand) is computed before, from the tip of p.
+   has in hand) is computed before, from the tip of p. The update also sets a `write_id` of
+   this write alone: a retry after a reply lost in transit that matches nothing looks for it,
+   and reports success if its first attempt applied (never a lost race, which would make the
+   service apply the change twice). The search fields (mongo/search.py) travel in the same
+   update, so the index needs no step of its own.
 3. Append. The winner inserts snapshot p + 1, then acknowledges the write.
 
 Snapshots are only written for versions the document has reached, so none exists above the
@@ -37,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import uuid
 from typing import Any
 
 from beanie import SortDirection, init_beanie
@@ -239,8 +244,9 @@ class MongoDocumentRepository(DocumentRepository):
     def _changed_fields(
         self, document: Document, previous: Document, tip: Tip, change: Change
     ) -> dict[str, Any]:
-        """What step 2 sets: the new state, and its search fields if the text changed."""
-        fields = stored_fields(document, tip, change)
+        """What step 2 sets: the new state, a write_id of this write alone (which a retried
+        step 2 looks for), and the search fields if the text changed."""
+        fields = stored_fields(document, tip, change) | {"write_id": uuid.uuid4().hex}
         if any(getattr(document, f) != getattr(previous, f) for f in ("title", "tags", "content")):
             fields |= self._analyzer.fields(document)
         return fields
@@ -463,10 +469,17 @@ class MongoDocumentRepository(DocumentRepository):
     async def _compare_and_set(
         self, document: Document, fields: dict[str, Any], expected_version: int
     ) -> bool:
-        result = await DocumentRecord.get_pymongo_collection().update_one(
+        collection = DocumentRecord.get_pymongo_collection()
+        result = await collection.update_one(
             {"_id": document.id, "version": expected_version}, {"$set": fields}
         )
-        return result.matched_count == 1
+        if result.matched_count == 1:
+            return True
+        # This may be a retry (retries.py) of an attempt whose reply was lost after it applied:
+        # the document then holds exactly this write (its write_id), and reporting a lost race
+        # would make the service apply the change a second time.
+        ours = {"_id": document.id, "write_id": fields["write_id"]}
+        return await collection.find_one(ours, projection={"_id": 1}) is not None
 
     @_retry
     async def _snapshot_exists(self, document: Document) -> bool:
