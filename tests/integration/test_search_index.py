@@ -31,7 +31,7 @@ async def opener(
     if request.param == "sqlite":
         yield "sqlite", f"sqlite+aiosqlite:///{tmp_path / 'search.db'}"
     elif request.param == "postgres":
-        async for url in scratch_database(request.getfixturevalue("postgres_url"), "search"):
+        async with scratch_database(request.getfixturevalue("postgres_url"), "search") as url:
             yield "postgres", url
     else:
         yield "mongo", request.getfixturevalue("mongo_url")
