@@ -36,7 +36,7 @@ from docservice._proto.document import (
     SearchDocumentsRequest,
     UpdateDocumentRequest,
 )
-from docservice.core.model import format_timestamp, utc_now
+from docservice.core.model import utc_now
 from docservice.core.repository import SearchQuery
 from docservice.core.searching import parse_query
 from docservice.storage.history import first_content
@@ -90,7 +90,6 @@ class Corpus:
 async def seed(url: str, corpus: Corpus, count: int) -> None:
     engine = create_engine(url)
     await upgrade(engine)
-    now = format_timestamp(utc_now())
     async with engine.begin() as conn:
         for start in range(0, count, BATCH):
             rows = []
@@ -113,7 +112,6 @@ async def seed(url: str, corpus: Corpus, count: int) -> None:
                 )
             await conn.execute(insert(documents), rows)
             await conn.execute(insert(document_versions), [_version_row(r) for r in rows])
-        del now
     async with engine.begin() as conn:
         await search.ensure_index(conn, "english")
     async with engine.connect() as conn:

@@ -91,8 +91,7 @@ from docservice.storage.mongo.models import (
     version_id,
 )
 from docservice.storage.mongo.querying import after_condition, filter_condition, sort_keys
-from docservice.storage.mongo.search import SEARCH_FIELDS, Analyzer
-from docservice.storage.mongo.search import projection as search_projection
+from docservice.storage.mongo.search import SEARCH_FIELDS, Analyzer, Search
 from docservice.storage.retries import retry_transient
 
 __all__ = ["MongoDocumentRepository"]
@@ -269,7 +268,8 @@ class MongoDocumentRepository(DocumentRepository):
 
     async def search_page(self, query: SearchQuery) -> SearchPage:
         await self._ensure_ready()
-        ranked = await self._rank(query)
+        search = self._analyzer.search(query.terms)
+        ranked = await self._rank(query, search)
         page = ranked[: query.limit]
         records = await self._find_by_ids([_id for _, _id in page])
         hits = [
@@ -277,7 +277,7 @@ class MongoDocumentRepository(DocumentRepository):
                 _id,
                 bytes(_listed_document(dict(record), basic=query.basic)),
                 score,
-                self._analyzer.snippets(query.terms, record),
+                search.snippets(record),
             )
             for score, _id in page
             if (record := records.get(_id)) is not None  # else gone between the reads
@@ -285,21 +285,15 @@ class MongoDocumentRepository(DocumentRepository):
         return SearchPage.of(hits, len(ranked) > query.limit, query.max_bytes)
 
     @_retry
-    async def _rank(self, query: SearchQuery) -> list[tuple[float, str]]:
+    async def _rank(self, query: SearchQuery, search: Search) -> list[tuple[float, str]]:
         """(score, id) of the page's matches and one more, best first, ties by id."""
         conditions = _filters(
             ListQuery(limit=0, show_deleted=query.show_deleted, where=query.where)
         )
-        where = {"$and": [conditions, self._analyzer.condition(query.terms)]}
         cursor = DocumentRecord.get_pymongo_collection().find(
-            where, projection=search_projection(self._analyzer, query)
+            {"$and": [conditions, search.condition]}, projection=search.projection
         )
-        terms = query.terms
-        ranked = [
-            (self._analyzer.score(terms, row), row["_id"])
-            async for row in cursor
-            if self._analyzer.confirms(terms, row)
-        ]
+        ranked = [(search.score(row), row["_id"]) async for row in cursor if search.confirms(row)]
         if query.after is not None:
             after = (-query.after[0], query.after[1])
             ranked = [r for r in ranked if (-r[0], r[1]) > after]

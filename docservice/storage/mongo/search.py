@@ -30,10 +30,9 @@ from typing import Any
 import snowballstemmer
 
 from docservice._proto.document import Document, Snippet, TextMatch
-from docservice.core.repository import SearchQuery
 from docservice.core.searching import WORD, Term
 
-__all__ = ["INDEXED_CONTENT_CHARS", "SEARCH_FIELDS", "Analyzer", "projection"]
+__all__ = ["INDEXED_CONTENT_CHARS", "SEARCH_FIELDS", "Analyzer", "Search"]
 
 INDEXED_CONTENT_CHARS = 256 * 1024
 WEIGHTS = {"title": 10, "tags": 5, "content": 1}
@@ -81,69 +80,62 @@ class Analyzer:
             "search_language": self.language,
         }
 
-    def condition(self, terms: tuple[Term, ...]) -> dict[str, Any]:
-        """The index lookups of `terms` (phrases still to be confirmed by `confirms`)."""
-        included: list[dict[str, Any]] = []
-        excluded: list[dict[str, Any]] = []
-        for term in terms:
-            lookups: list[dict[str, Any]]
-            if term.prefix:
-                start = self.stem(term.words[0])
-                within = {"$gte": start, "$lt": start + LAST_CODE_POINT}
-                lookups = [{"search_terms": {"$elemMatch": within}}]
-            else:
-                lookups = [{"search_terms": self.stem(word)} for word in term.words]
-            if not term.excluded:
-                included += lookups
-            elif len(term.words) == 1:  # an excluded phrase is confirmed absent here
-                excluded += lookups
-        condition: dict[str, Any] = {"$and": included}
-        if excluded:
-            condition["$nor"] = excluded
-        return condition
+    def search(self, terms: tuple[Term, ...]) -> Search:
+        return Search(self, terms)
 
-    def scored_stems(self, terms: tuple[Term, ...]) -> list[str]:
-        return sorted(
-            {self.stem(w) for t in terms if not t.excluded and not t.prefix for w in t.words}
-        )
 
-    def score(self, terms: tuple[Term, ...], row: dict[str, Any]) -> float:
+class Search:
+    """One query, analysed once: its lookups, what ranking reads, and how each match is
+    scored, confirmed and excerpted."""
+
+    def __init__(self, analyzer: Analyzer, terms: tuple[Term, ...]) -> None:
+        self._analyzer = analyzer
+        stem = analyzer.stem
+        included = [t for t in terms if not t.excluded]
+        # Scored stems: those of the included words and phrases; prefixes count 1 each.
+        self._stems = sorted({stem(w) for t in included if not t.prefix for w in t.words})
+        self._prefixes = tuple(stem(t.words[0]) for t in included if t.prefix)
+        # Phrases are looked up by their stems, then confirmed against the text.
+        self._phrases = [
+            ([stem(w) for w in t.words], t.excluded) for t in terms if len(t.words) > 1
+        ]
+        self.condition = _condition(analyzer, terms)
+        self.projection = {"_id": 1, **{f"search_tf.{s}": 1 for s in self._stems}}
+        if self._phrases:
+            self.projection.update(title=1, tags=1, content=1)
+
+    def score(self, row: dict[str, Any]) -> float:
         """The score of a match read with `projection`."""
-        prefixes = sum(1 for t in terms if t.prefix and not t.excluded)
-        return prefixes + sum(
-            math.log1p(float(_frequency(row, stem))) for stem in self.scored_stems(terms)
-        )
+        frequencies = (float(_frequency(row, stem)) for stem in self._stems)
+        return len(self._prefixes) + sum(math.log1p(f) for f in frequencies)
 
-    def confirms(self, terms: tuple[Term, ...], record: dict[str, Any]) -> bool:
+    def confirms(self, record: dict[str, Any]) -> bool:
         """Whether the record holds each included phrase and none of the excluded ones."""
-        phrases = [t for t in terms if len(t.words) > 1]
-        if not phrases:
+        if not self._phrases:
             return True
         texts = [
-            self.stems(text)
+            self._analyzer.stems(text)
             for _, text in _texts(record["title"], record["tags"], record["content"])
         ]
-        for term in phrases:
-            wanted = [self.stem(w) for w in term.words]
-            found = any(_holds(stems, wanted) for stems in texts)
-            if found == term.excluded:
-                return False
-        return True
+        return all(
+            any(_holds(stems, wanted) for stems in texts) != excluded
+            for wanted, excluded in self._phrases
+        )
 
-    def snippets(self, terms: tuple[Term, ...], record: dict[str, Any]) -> tuple[Snippet, ...]:
-        stems = {self.stem(w) for t in terms if not t.excluded and not t.prefix for w in t.words}
-        prefixes = tuple(self.stem(t.words[0]) for t in terms if t.prefix and not t.excluded)
+    def snippets(self, record: dict[str, Any]) -> tuple[Snippet, ...]:
+        stems, prefixes = frozenset(self._stems), self._prefixes
 
         def matched(stem: str) -> bool:
             return stem in stems or stem.startswith(prefixes)
 
         found = []
         title = record["title"]
-        title_matches = [TextMatch(s, e) for s, e, stem in self.tokens(title) if matched(stem)]
+        tokens = self._analyzer.tokens
+        title_matches = [TextMatch(s, e) for s, e, stem in tokens(title) if matched(stem)]
         if title_matches:
             found.append(Snippet(field="title", text=title, matches=title_matches))
         content = record.get("content", "")[:INDEXED_CONTENT_CHARS]
-        words = list(self.tokens(content))
+        words = list(tokens(content))
         first = next((i for i, (_, _, stem) in enumerate(words) if matched(stem)), None)
         if first is not None:
             window = words[max(0, first - SNIPPET_WORDS // 4) :][:SNIPPET_WORDS]
@@ -153,13 +145,26 @@ class Analyzer:
         return tuple(found)
 
 
-def projection(analyzer: Analyzer, query: SearchQuery) -> dict[str, int]:
-    """What ranking reads of each match: its id, the frequencies of the query's stems, and the
-    text when phrases are to be confirmed."""
-    fields = {"_id": 1, **{f"search_tf.{stem}": 1 for stem in analyzer.scored_stems(query.terms)}}
-    if any(len(t.words) > 1 for t in query.terms):
-        fields.update(title=1, tags=1, content=1)
-    return fields
+def _condition(analyzer: Analyzer, terms: tuple[Term, ...]) -> dict[str, Any]:
+    """The index lookups of `terms` (phrases still to be confirmed by `Search.confirms`)."""
+    included: list[dict[str, Any]] = []
+    excluded: list[dict[str, Any]] = []
+    for term in terms:
+        lookups: list[dict[str, Any]]
+        if term.prefix:
+            start = analyzer.stem(term.words[0])
+            within = {"$gte": start, "$lt": start + LAST_CODE_POINT}
+            lookups = [{"search_terms": {"$elemMatch": within}}]
+        else:
+            lookups = [{"search_terms": analyzer.stem(word)} for word in term.words]
+        if not term.excluded:
+            included += lookups
+        elif len(term.words) == 1:  # an excluded phrase is confirmed absent instead
+            excluded += lookups
+    condition: dict[str, Any] = {"$and": included}
+    if excluded:
+        condition["$nor"] = excluded
+    return condition
 
 
 def _frequency(row: dict[str, Any], stem: str) -> Any:

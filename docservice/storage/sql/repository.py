@@ -274,7 +274,7 @@ class SqlDocumentRepository(DocumentRepository):
     @_retry
     async def list_page(self, query: ListQuery) -> Page:
         conditions = _filters(query)
-        columns = [c for c in documents.c if not (query.basic and c.name in BASIC_OMITS)]
+        columns = _columns(query.basic)
         stmt = select(*columns).where(*conditions)
         if query.after is not None:
             stmt = stmt.where(after_condition(query.order, query.after))
@@ -294,7 +294,7 @@ class SqlDocumentRepository(DocumentRepository):
         conditions = [] if query.where is None else [filter_condition(query.where)]
         postgres = self._engine.dialect.name == "postgresql"
         language = self._search_language if postgres else None
-        columns = [c for c in documents.c if not (query.basic and c.name in BASIC_OMITS)]
+        columns = _columns(query.basic)
 
         async def page(conn: AsyncConnection) -> tuple[list[Row[Any]], dict[Any, Row[Any]]]:
             ranks = list((await conn.execute(search.ranked(query, conditions, language))).all())
@@ -516,16 +516,13 @@ def _snapshot_values(document: Document, stored: StoredContent, change: Change) 
 BASIC_OMITS = frozenset({"content", "comments"})
 
 
+def _columns(basic: bool) -> list[Any]:
+    """The columns of `documents` a page reads: all, or those of the BASIC view."""
+    return [c for c in documents.c if not (basic and c.name in BASIC_OMITS)]
+
+
 def _basic_document(row: Row[Any]) -> Document:
-    return stored_document(
-        row.id,
-        row.version,
-        _Basic(row),
-        created_at=format_timestamp(row.created_at),
-        updated_at=format_timestamp(row.updated_at),
-        deleted_at=format_timestamp(row.deleted_at) if row.deleted_at is not None else "",
-        content="",
-    )
+    return _document(_Basic(row), row.id, row.version, "")
 
 
 class _Basic:
@@ -549,7 +546,7 @@ def _version(row: Row[Any]) -> int:
 
 
 def _document(
-    row: Row[Any], document_id: str, version: int, content: str | None = None
+    row: Row[Any] | _Basic, document_id: str, version: int, content: str | None = None
 ) -> Document:
     return stored_document(
         document_id,
