@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.storage --base $(STORAGE_BASE)
 	$(BIN)/python -m bench.history
 	$(BIN)/python -m bench.search
+	$(BIN)/python -m bench.feed
 
 # The whole stack in containers (needs a Docker engine).
 up:

@@ -9,6 +9,9 @@ import signal
 import ssl
 from dataclasses import dataclass
 
+from docservice.core.events import DocumentEvents
+from docservice.core.feed import Feed, Watchers
+from docservice.core.page_tokens import PageTokens
 from docservice.core.repository import DocumentRepository
 from docservice.core.service import DocumentService
 from docservice.grpc import deadlines
@@ -103,11 +106,13 @@ class App:
     in_flight: InFlight
     telemetry: Telemetry
     watch: DatabaseWatch
+    feed: Feed
 
     async def start(self) -> None:
         settings = self.settings
         await self.watch.check()  # know the health status before the first call
         self.watch.start()
+        await self.feed.start()
         if settings.metrics_port is not None:
             self.telemetry.serve_metrics(settings.metrics_host, settings.metrics_port)
         await self.server.start(
@@ -129,6 +134,7 @@ class App:
     async def stop(self) -> None:
         """Refuse new calls, let running ones finish (bounded), then close everything."""
         grace = self.settings.shutdown_grace_seconds
+        await self.feed.close()  # watch streams end, telling their clients where to resume
         if not await self.in_flight.drain(grace):
             log.warning(
                 "%d calls still running after %.1f s; cancelling", self.in_flight.count, grace
@@ -152,8 +158,22 @@ async def create_app(settings: Settings) -> App:
         lambda: in_flight.count,
         cache_stats=(lambda: dataclasses.asdict(stats)) if stats is not None else None,
     )
+    feed = Feed(repository, settings.feed_poll_seconds)
+    watchers = Watchers(settings.max_watchers)
+    telemetry.watching(lambda: watchers.count)
+    secret = settings.page_token_secret
+    events = DocumentEvents(
+        repository,
+        feed,
+        PageTokens(secret.get_secret_value().encode() if secret is not None else None),
+        watchers,
+        default_page_size=settings.default_page_size,
+        max_page_size=settings.max_page_size,
+        heartbeat_seconds=settings.watch_heartbeat_seconds,
+    )
     servicer = DocumentServicer(
-        DocumentService(repository, settings),
+        DocumentService(repository, settings, on_write=feed.nudge),
+        events,
         in_flight,
         telemetry,
         authenticated=settings.auth_enabled,
@@ -176,7 +196,7 @@ async def create_app(settings: Settings) -> App:
     accept_header_lists_up_to(server, HEADER_LIST_HARD_LIMIT)
     if settings.auth_enabled:
         Authenticator(settings).attach(server, on_reject=telemetry.rejected)
-    return App(settings, repository, server, in_flight, telemetry, watch)
+    return App(settings, repository, server, in_flight, telemetry, watch, feed)
 
 
 async def serve(settings: Settings) -> None:

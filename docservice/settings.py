@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     # simple, ...); SQLite stems only english (porter), anything else indexes words unstemmed;
     # MongoDB: a snowball language, or simple for none. Changing it rebuilds the index at start.
     search_language: str = Field("english", pattern=r"^[a-z_]{1,63}$")
+    # The change feed (core/feed.py): open WatchDocuments streams per process; how often a
+    # process looks for writes made through others; a heartbeat after this long without a
+    # message on a stream.
+    max_watchers: int = Field(1000, ge=0)
+    feed_poll_seconds: float = Field(0.2, gt=0, le=60)
+    watch_heartbeat_seconds: float = Field(5.0, gt=0, le=3600)
 
     @field_validator("auth_jwt_algorithms", "auth_public_methods", mode="before")
     @classmethod

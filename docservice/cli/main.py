@@ -20,16 +20,19 @@ from docservice._proto.document import (
     CreateDocumentRequest,
     DeleteDocumentRequest,
     DiffDocumentVersionsRequest,
+    DocumentServiceStub,
     DocumentStatus,
     DocumentView,
     GetDocumentRequest,
     GetDocumentVersionRequest,
     GetDocumentVersionsRequest,
+    ListDocumentEventsRequest,
     ListDocumentsRequest,
     RestoreDocumentRequest,
     RevertDocumentRequest,
     SearchDocumentsRequest,
     UpdateDocumentRequest,
+    WatchDocumentsRequest,
 )
 from docservice._proto.google.protobuf import FieldMask
 from docservice.cli.client import (
@@ -44,6 +47,7 @@ from docservice.cli.output import (
     console,
     diff_text,
     documents_table,
+    event_line,
     print_json,
     search_table,
     versions_table,
@@ -410,6 +414,91 @@ def blame(
     asked = GetDocumentVersionRequest(id=document_id, version=response.version)
     content = docs(opts, lambda docs: docs.get_document_version(asked)).document
     console.print(blame_table(response, content.content if content else ""))
+
+
+@app.command()
+@client_command
+def events(
+    opts: ClientOptions,
+    filter_: Annotated[
+        str, typer.Option("--filter", help="AIP-160, as list's, plus id.", show_default=False)
+    ] = "",
+    start: Annotated[
+        str,
+        typer.Option("--from", help="After this token (default: the start).", show_default=False),
+    ] = "",
+    include_document: Annotated[
+        bool, typer.Option("--include-document", help="Each event with its document.")
+    ] = False,
+    page_size: PageSize = 0,
+    page_token: PageToken = "",
+) -> None:
+    """List the change feed's events, oldest first, a page at a time."""
+    request = ListDocumentEventsRequest(
+        filter=filter_,
+        resume_token=start,
+        include_document=include_document,
+        page_size=page_size,
+        page_token=page_token,
+    )
+    response = docs(opts, lambda docs: docs.list_document_events(request))
+    if opts.json:
+        print_json(response)
+        return
+    for event in response.events:
+        console.print(event_line(event), soft_wrap=True)
+    if response.next_page_token:
+        console.print(f"next page: --page-token {response.next_page_token}", soft_wrap=True)
+    console.print(f"resume with: --from {response.resume_token}", soft_wrap=True)
+
+
+@app.command()
+@client_command
+def watch(
+    opts: ClientOptions,
+    filter_: Annotated[
+        str, typer.Option("--filter", help="AIP-160, as list's, plus id.", show_default=False)
+    ] = "",
+    start: Annotated[
+        str,
+        typer.Option(
+            "--from", help="Resume after this token (default: from now).", show_default=False
+        ),
+    ] = "",
+    include_document: Annotated[
+        bool, typer.Option("--include-document", help="Each event with its document.")
+    ] = False,
+    count: Annotated[int, typer.Option(min=0, help="Stop after this many events (0: never).")] = 0,
+) -> None:
+    """Follow the change feed: print events as they come (--json: one JSON object a line);
+    when stopped (Ctrl-C, --count, the server going away) print the token to resume from.
+    --timeout does not apply: a watch lasts until stopped."""
+    request = WatchDocumentsRequest(
+        filter=filter_, resume_token=start, include_document=include_document
+    )
+    position = [start]
+
+    async def follow(docs: DocumentServiceStub) -> None:
+        seen = 0
+        async for message in docs.watch_documents(request, timeout=None):
+            position[0] = message.resume_token or position[0]
+            if message.event is None:
+                continue
+            if opts.json:
+                typer.echo(message.event.to_json(include_default_values=True))
+            else:
+                console.print(event_line(message.event), soft_wrap=True)
+            seen += 1
+            if seen == count:
+                return
+
+    try:
+        docs(opts, follow)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if position[0]:
+            typer.echo(f"resume with: --from {position[0]}", err=True)
 
 
 @app.command()

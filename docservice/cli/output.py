@@ -17,6 +17,7 @@ from docservice._proto.document import (
     ChangeKind,
     DiffDocumentVersionsResponse,
     Document,
+    DocumentEvent,
     DocumentVersion,
     SearchResult,
     Snippet,
@@ -28,6 +29,7 @@ __all__ = [
     "diff_text",
     "document_panel",
     "documents_table",
+    "event_line",
     "print_json",
     "search_table",
     "versions_table",
@@ -218,3 +220,15 @@ def blame_table(blame: BlameDocumentResponse, content: str) -> Table:
                 Text(lines[number - 1] if number <= len(lines) else ""),
             )
     return table
+
+
+def event_line(event: DocumentEvent) -> Text:
+    """One change feed event: sequence, kind, document@version, who, when."""
+    line = Text()
+    line.append(f"{event.sequence:>8} ", style="dim")
+    line.append(f"{_kind(event.kind):<9} ", style="bold")
+    line.append(f"{event.document_id}@{event.version}")
+    if event.changed_by:
+        line.append(f"  by {event.changed_by}", style="cyan")
+    line.append(f"  {event.timestamp}", style="dim")
+    return line

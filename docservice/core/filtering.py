@@ -12,7 +12,9 @@ Filter grammar (a subset of AIP-160; keywords upper case, as the AIP has them):
     VALUE      := "a quoted string" (\\" and \\\\ escape) | a bare word
 
 Fields: title, author, category (text); status (DRAFT, PUBLISHED, ARCHIVED; = and != only);
-create_time, update_time (RFC 3339 timestamps); version (an integer).
+create_time, update_time (RFC 3339 timestamps); version (an integer); on the change feed also
+id (the document's). Stores translate a tree into their queries; `matches` evaluates one on a
+document in memory (the change feed filters events so), with the same meaning.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from docservice._proto.document import DocumentStatus
+from docservice._proto.document import Document, DocumentStatus
 from docservice.core.errors import InvalidArgument
 from docservice.core.model import format_timestamp, parse_timestamp
 from docservice.core.repository import Order
@@ -36,6 +38,7 @@ __all__ = [
     "Not",
     "Or",
     "Order",
+    "matches",
     "parse_filter",
     "parse_order_by",
 ]
@@ -134,10 +137,11 @@ def _unquote(token: _Token) -> str:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, fields: frozenset[str]) -> None:
         self._tokens = _tokens(text)
         self._at = 0
         self._terms = 0
+        self._text_fields = fields
 
     def parse(self) -> Node:
         node = self._and(0)
@@ -208,10 +212,10 @@ class _Parser:
         value = self._next()
         if value.kind not in ("word", "string"):
             raise _error(value.at, f"expected a value after {op.text!r}")
-        return _comparison(token, op, value)
+        return _comparison(token, op, value, self._text_fields)
 
 
-def _comparison(field: _Token, op: _Token, value: _Token) -> Node:
+def _comparison(field: _Token, op: _Token, value: _Token, text_fields: frozenset[str]) -> Node:
     name, text = field.text, _unquote(value)
     if name == "tags":
         if op.text != ":":
@@ -219,7 +223,7 @@ def _comparison(field: _Token, op: _Token, value: _Token) -> Node:
         return HasTag(text)
     if op.text == ":":
         raise _error(op.at, f"{name!r} takes a comparison (=, !=, <, <=, >, >=), not ':'")
-    if name in TEXT_FIELDS:
+    if name in text_fields:
         return Compare(name, op.text, text)
     if name in TIME_FIELDS:
         try:
@@ -243,17 +247,56 @@ def _comparison(field: _Token, op: _Token, value: _Token) -> Node:
             raise _error(value.at, f"status is one of {known}, got {text!r}")
         return Compare("status", op.text, int(status))
     known = "title, author, category, status, create_time, update_time, version, tags"
+    known = ("id, " if "id" in text_fields else "") + known
     raise _error(field.at, f"unknown field {name!r} (filterable: {known})")
 
 
-def parse_filter(text: str) -> Node | None:
+def parse_filter(text: str, *, by_id: bool = False) -> Node | None:
     """The tree of an AIP-160 filter; None for an empty one. InvalidArgument naming `filter`
-    and the position of the problem otherwise."""
+    and the position of the problem otherwise. `by_id`: `id` is a field too."""
     if len(text) > MAX_FILTER_LENGTH:
         raise InvalidArgument.of(FIELD, f"must be at most {MAX_FILTER_LENGTH} characters")
     if not text.strip():
         return None
-    return _Parser(text).parse()
+    return _Parser(text, TEXT_FIELDS | {"id"} if by_id else TEXT_FIELDS).parse()
+
+
+# -- evaluation in memory --------------------------------------------------------------------
+
+_COMPARE = {
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def matches(node: Node | None, document: Document) -> bool:
+    """Whether `document` satisfies `node` (None: every document does)."""
+    if node is None:
+        return True
+    if isinstance(node, Compare):
+        value = _value_of(node.field, document)
+        return bool(_COMPARE[node.op](value, node.value))
+    if isinstance(node, HasTag):
+        return node.tag in document.tags
+    if isinstance(node, Not):
+        return not matches(node.node, document)
+    if isinstance(node, And):
+        return all(matches(n, document) for n in node.nodes)
+    return any(matches(n, document) for n in node.nodes)
+
+
+def _value_of(field: str, document: Document) -> str | int:
+    if field in TIME_FIELDS.values():
+        # Stored and compared as format_timestamp's fixed-width form.
+        return format_timestamp(parse_timestamp(getattr(document, field)))
+    if field == "status":
+        return int(document.status)
+    value: str | int = getattr(document, field)
+    return value
 
 
 # -- order_by --------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 from docservice._proto.document import ChangeKind, Document, Snippet
 
 if TYPE_CHECKING:
+    from docservice.core.feed import EventPage, FeedPosition
     from docservice.core.filtering import Node
     from docservice.core.searching import Term
 
@@ -237,6 +238,15 @@ class DocumentRepository(Protocol):
         ...
 
     async def version(self, document_id: str, version: int) -> Snapshot | None: ...
+
+    async def feed_position(self) -> FeedPosition:
+        """The event log's identity and its settled head (core/feed.py)."""
+        ...
+
+    async def events(self, after: int, limit: int) -> EventPage:
+        """Up to `limit` settled events with sequence > `after`, in sequence order. No event
+        with a sequence at or below the page's `through` may commit after this call."""
+        ...
 
     async def migrate(self) -> None:
         """Bring the schema (tables, indexes) up to date."""

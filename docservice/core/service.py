@@ -99,8 +99,14 @@ class SearchResults:
 
 
 class DocumentService:
-    def __init__(self, repository: DocumentRepository, settings: Settings) -> None:
+    def __init__(
+        self,
+        repository: DocumentRepository,
+        settings: Settings,
+        on_write: Callable[[], None] = lambda: None,
+    ) -> None:
         self._repository = repository
+        self._on_write = on_write  # the change feed's nudge
         self._validator = Validator(Limits.from_settings(settings))
         secret = settings.page_token_secret
         self._page_tokens = PageTokens(
@@ -153,6 +159,7 @@ class DocumentService:
             **values,
         )
         created = await self._repository.create(document, request_id, change)
+        self._on_write()
         if created.id != document_id:  # a concurrent create with this request_id won
             return await self._replay(created, values)
         return created
@@ -360,6 +367,7 @@ class DocumentService:
                 **changes,
             )
             if await self._repository.save(document, current, change):
+                self._on_write()
                 return document
         raise Aborted(f"document {document_id} is changing too fast, try again")
 

@@ -34,6 +34,9 @@ READ_METHODS = frozenset(
         "GetDocumentVersion",
         "DiffDocumentVersions",
         "BlameDocument",
+        "SearchDocuments",
+        "ListDocumentEvents",
+        "WatchDocuments",
     }
 )
 log = logging.getLogger(__name__)

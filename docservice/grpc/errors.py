@@ -20,6 +20,7 @@ from docservice.core.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from docservice.core.feed import FeedUnavailable
 
 __all__ = ["grpc_status", "invalid_argument"]
 
@@ -48,11 +49,26 @@ def grpc_status() -> Iterator[None]:
         raise  # a status already, or the client gone: nothing to map
     except InvalidArgument as exc:
         raise invalid_argument(exc) from None
+    except FeedUnavailable as exc:
+        raise feed_unavailable(exc) from None
     except DocServiceError as exc:
         raise GRPCError(STATUS_OF[type(exc)], str(exc)) from None
     except Exception:
         log.exception("unexpected error")
         raise GRPCError(Status.INTERNAL, "internal error") from None
+
+
+def feed_unavailable(exc: FeedUnavailable) -> GRPCError:
+    """FAILED_PRECONDITION with `google.rpc.PreconditionFailure` details whose violation's
+    subject is the earliest valid resume token."""
+    details = error_details_pb2.PreconditionFailure(
+        violations=[
+            error_details_pb2.PreconditionFailure.Violation(
+                type="RESUME_TOKEN", subject=exc.earliest, description=str(exc)
+            )
+        ]
+    )
+    return GRPCError(Status.FAILED_PRECONDITION, str(exc), [details])
 
 
 def invalid_argument(exc: InvalidArgument) -> GRPCError:

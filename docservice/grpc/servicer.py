@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from typing import Any
@@ -23,14 +24,19 @@ from docservice._proto.document import (
     GetDocumentRequest,
     GetDocumentVersionRequest,
     GetDocumentVersionsRequest,
+    ListDocumentEventsRequest,
+    ListDocumentEventsResponse,
     ListDocumentsRequest,
     RestoreDocumentRequest,
     RevertDocumentRequest,
     SearchDocumentsRequest,
     UpdateDocumentRequest,
     UpdateDocumentResponse,
+    WatchDocumentsRequest,
 )
 from docservice.core.errors import InvalidArgument
+from docservice.core.events import DocumentEvents
+from docservice.core.model import parse_timestamp
 from docservice.core.service import DocumentService
 from docservice.core.validation import ACTOR_FIELD, check_actor
 from docservice.grpc import compat, deadlines, wire
@@ -55,12 +61,14 @@ class DocumentServicer(DocumentServiceBase):
     def __init__(
         self,
         service: DocumentService,
+        events: DocumentEvents,
         in_flight: InFlight,
         telemetry: Telemetry,
         *,
         authenticated: bool = False,
     ) -> None:
         self._service = service
+        self._events = events
         self._authenticated = authenticated
         self._in_flight = in_flight
         self._telemetry = telemetry
@@ -87,18 +95,28 @@ class DocumentServicer(DocumentServiceBase):
             "DiffDocumentVersions": self._diff_document_versions,
             "BlameDocument": self._blame_document,
             "SearchDocuments": self._search_documents,
+            "ListDocumentEvents": self._list_document_events,
         }
+        streams = {"WatchDocuments": self._watch_documents}
         mapping = super().__mapping__()
-        assert mapping.keys() == {f"{SERVICE}/{method}" for method in calls}, mapping.keys()
-        for method, call in calls.items():
+        assert mapping.keys() == {f"{SERVICE}/{m}" for m in (*calls, *streams)}, mapping.keys()
+        for method, handle in [
+            *((m, self._handler(m, call)) for m, call in calls.items()),
+            *((m, self._stream_handler(m, send)) for m, send in streams.items()),
+        ]:
             generated = mapping[f"{SERVICE}/{method}"]
             mapping[f"{SERVICE}/{method}"] = Handler(
-                self._handler(method, call),
-                generated.cardinality,
-                generated.request_type,
-                generated.reply_type,
+                handle, generated.cardinality, generated.request_type, generated.reply_type
             )
         return mapping
+
+    async def _request(self, stream: Stream[Any, Any]) -> Any:
+        request = await stream.recv_message()  # LimitedCodec checks it
+        if request is None:
+            raise GRPCError(Status.INVALID_ARGUMENT, "the call ended without a request message")
+        if not await compat.request_ended(stream):
+            raise invalid_argument(InvalidArgument.of(REQUEST, ONE_MESSAGE))
+        return request
 
     def _handler(
         self, method: str, call: Callable[[Any, str], Awaitable[Any]]
@@ -117,15 +135,21 @@ class DocumentServicer(DocumentServiceBase):
                     if timeout.taken:  # grpclib does not enforce this one: enforce it here
                         scope = deadline.scope()
                 async with scope:
-                    request = await stream.recv_message()  # LimitedCodec checks it
-                    if request is None:
-                        raise GRPCError(
-                            Status.INVALID_ARGUMENT, "the call ended without a request message"
-                        )
-                    if not await compat.request_ended(stream):
-                        raise invalid_argument(InvalidArgument.of(REQUEST, ONE_MESSAGE))
+                    request = await self._request(stream)
                     response = await call(request, self._actor(stream) if writes else "")
                     await stream.send_message(response)
+
+        return handle
+
+    def _stream_handler(
+        self, method: str, send: Callable[[Any, Stream[Any, Any]], Awaitable[None]]
+    ) -> Callable[[Stream[Any, Any]], Awaitable[None]]:
+        """A server-streaming call: no deadline of ours (a watch lasts as long as its client
+        wants it), and not counted in flight (it ends when the feed closes at shutdown)."""
+
+        async def handle(stream: Stream[Any, Any]) -> None:
+            with self._telemetry.call(method), grpc_status():
+                await send(await self._request(stream), stream)
 
         return handle
 
@@ -145,6 +169,22 @@ class DocumentServicer(DocumentServiceBase):
     async def _search_documents(self, message: SearchDocumentsRequest, _: str) -> Encoded:
         results = await self._service.search(message)
         return Encoded(wire.search_response(results.page.hits, results.next_page_token))
+
+    async def _list_document_events(
+        self, message: ListDocumentEventsRequest, _: str
+    ) -> ListDocumentEventsResponse:
+        return await self._events.list(message)
+
+    async def _watch_documents(
+        self, message: WatchDocumentsRequest, stream: Stream[Any, Any]
+    ) -> None:
+        # Each message waits for the client's flow-control window: a slow consumer holds the
+        # feed back at its own pace, never a queue.
+        async for response in self._events.watch(message):
+            await stream.send_message(response)
+            if response.event is not None:
+                lag = time.time() - parse_timestamp(response.event.timestamp).timestamp()
+                self._telemetry.delivered(lag)
 
     async def _get_document_versions(self, message: GetDocumentVersionsRequest, _: str) -> Encoded:
         page = await self._service.versions(message)

@@ -136,6 +136,27 @@ class Telemetry:
         self.registry.register(_StatsCollector(cache_stats))
         self._by_call: dict[tuple[str, Status], tuple[Any, Any]] = {}
         self._http: Any = None
+        self._watchers = Gauge(
+            "docservice_open_watchers", "WatchDocuments streams open", registry=self.registry
+        )
+        self._delivered = Counter(
+            "docservice_events_delivered",
+            "Change feed events sent to watchers",
+            registry=self.registry,
+        )
+        self._lag = Histogram(
+            "docservice_event_delivery_lag_seconds",
+            "From an event's write to its delivery to a watcher",
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600),
+        )
+
+    def watching(self, watchers: Callable[[], int]) -> None:
+        self._watchers.set_function(watchers)
+
+    def delivered(self, lag_seconds: float) -> None:
+        self._delivered.inc()
+        self._lag.observe(max(0.0, lag_seconds))
 
     def serve_metrics(self, host: str, port: int) -> None:
         self._http, _ = start_http_server(port, addr=host, registry=self.registry)

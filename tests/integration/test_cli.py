@@ -251,3 +251,26 @@ def test_bench_reports_a_clean_run_against_the_server_and_the_ceiling(target: st
         assert report["calls"] > 0 and report["req_per_s"] > 0
         assert report["non_ok"] == {}
         assert 0 < report["p50_ms"] <= report["p99_ms"] <= report["max_ms"]
+
+
+def test_events_and_watch_print_the_feed_and_where_to_resume(target: str) -> None:
+    """`events` lists the feed; `watch` from the log's start prints the same events, stops
+    after --count, and prints the token that continues right after the last one."""
+    author = f"cli-{uuid.uuid4().hex[:8]}"  # of this test alone: the filter sees no other
+    first = ok_json(target, "create", "--title", "w1", "--author", author, "--content", "a")
+    ok_json(target, "update", first["id"], "--content", "b")
+    where = f'author = "{author}"'
+    listed = ok_json(target, "events", "--filter", where)["events"]
+    assert [(e["documentId"], e["version"], e["kind"]) for e in listed] == [
+        (first["id"], "1", "CREATED"),
+        (first["id"], "2", "UPDATED"),
+    ]
+    prefix, log_id, _ = listed[0]["resumeToken"].split(".")
+    start = f"{prefix}.{log_id}.0"
+    result = cli(target, "watch", "--filter", where, "--from", start, "--count", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line) for line in result.stdout.splitlines()] == listed
+    assert result.stderr.strip() == f"resume with: --from {listed[-1]['resumeToken']}"
+    human = cli(target, "watch", "--filter", where, "--from", start, "--count", "1")
+    assert human.returncode == 0, human.stderr
+    assert f"{first['id']}@1" in human.stdout and "created" in human.stdout

@@ -27,7 +27,7 @@ from docservice.storage.sql.migrate import downgrade, upgrade
 from docservice.storage.sql.repository import SqlDocumentRepository, create_engine
 from tests.support.backends import scratch_database
 
-HEAD = "0004"
+HEAD = "0005"
 DOCUMENTS = 120  # more than one batch of the SQL conversion (50)
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -1,20 +1,25 @@
 """The MongoDB write protocol without transactions (see docservice/storage/mongo/repository.py):
 concurrent writers produce contiguous versions, and a crash between the compare-and-set and the
-snapshot insert is repaired."""
+snapshot insert is repaired; and the change feed's protocol (mongo/feed.py): each crash window
+of a publisher is settled, never skipped, never delivered twice."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from pymongo.errors import DuplicateKeyError
 
 from docservice._proto.document import ChangeKind, Document
+from docservice.core.feed import FeedEvent
 from docservice.core.model import etag_for, format_timestamp, utc_now
 from docservice.core.repository import Change
 from docservice.storage.history import HistoryPolicy, next_content
+from docservice.storage.mongo import feed
 from docservice.storage.mongo.models import VersionRecord
 from docservice.storage.mongo.repository import MongoDocumentRepository
 
@@ -160,3 +165,110 @@ async def test_crash_between_compare_and_set_and_snapshot_is_repaired(
     contents = [s.decode().content for s in snapshots]
     assert contents == ["", crashed.content, "crashed again", "next writer"]
     assert [s.change for s in snapshots[2:]] == [lost_again, next_change]
+
+
+# -- the change feed's protocol (docservice/storage/mongo/feed.py) ----------------------------
+
+
+@pytest.fixture
+def quick_settling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Doubts settled and sweeps made after 0.2 s instead of seconds: the crash windows below
+    are then reached within a test's time."""
+    monkeypatch.setattr(feed, "SETTLE_SECONDS", 0.2)
+    monkeypatch.setattr(feed, "SWEEP_SECONDS", 0.2)
+
+
+async def _events_until(
+    repository: MongoDocumentRepository, document_id: str, versions: int, after: int
+) -> list[FeedEvent]:
+    """The document's events in the feed after `after`, read until `versions` of them came
+    (bounded). nx-27017 keeps one set of collections for every database name, so the log is
+    the whole session's: read from where it stood when the test began."""
+    mine: list[FeedEvent] = []
+    for _ in range(200):
+        page = await repository.events(after, 10_000)
+        mine += [e for e in page.events if e.document.id == document_id]
+        after = page.through
+        if len(mine) >= versions:
+            return mine
+        if not page.events:
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"the feed never delivered {versions} events of {document_id}")
+
+
+async def test_feed_a_write_that_crashed_after_its_compare_and_set_is_published_by_the_sweep(
+    repository: MongoDocumentRepository, quick_settling: None
+) -> None:
+    start = (await repository.feed_position()).head
+    document = await _create(repository)
+    crashed = _next(document, "written, then the process died")
+    lost = Change(ChangeKind.UPDATED, "crashed writer")
+    assert await _compare_and_set_only(repository, crashed, document, lost)
+    events = await _events_until(repository, document.id, 2, start)
+    assert [(e.document.version, e.change) for e in events] == [
+        (1, Change(ChangeKind.CREATED, "creator")),
+        (2, lost),
+    ]
+    assert events[0].sequence < events[1].sequence
+    snapshot = await VersionRecord.get(f"{document.id}:2")
+    assert snapshot is not None and snapshot.sequence == events[1].sequence
+
+
+async def test_feed_a_hole_holds_readers_back_then_is_voided(
+    repository: MongoDocumentRepository, quick_settling: None
+) -> None:
+    """A number claimed and never announced (a writer that died, or is slow): readers stop
+    before it rather than pass it, then void it; an announcer that comes late gets another."""
+    before = await repository.feed_position()
+    hole = await repository._feed._claim()
+    document = await _create(repository)
+    first = await repository.events(before.head, 10_000)
+    assert hole > before.head and first.through < hole
+    assert document.id not in {e.document.id for e in first.events}
+    events = await _events_until(repository, document.id, 1, before.head)
+    assert events[0].sequence > hole
+    with pytest.raises(DuplicateKeyError):  # what a late announcer of the hole runs into
+        await repository._feed._events.insert_one({"_id": hole, "document_id": "late"})
+
+
+async def test_feed_an_event_announced_without_its_snapshot_is_settled_by_a_reader(
+    repository: MongoDocumentRepository, quick_settling: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that died between announcing its number and writing its snapshot: a reader
+    writes the snapshot from the document, with that number. (The sweep would also publish
+    it, under another number, voiding this one: it is kept out of the way here.)"""
+    monkeypatch.setattr(feed, "SWEEP_SECONDS", 3600)
+    repository._feed._swept_at = time.monotonic()
+    start = (await repository.feed_position()).head
+    document = await _create(repository)
+    crashed = _next(document, "announced, then the process died")
+    lost = Change(ChangeKind.UPDATED, "crashed writer")
+    assert await _compare_and_set_only(repository, crashed, document, lost)
+    sequence = await repository._feed._announce(document.id, 2)
+    events = await _events_until(repository, document.id, 2, start)
+    assert [e.sequence for e in events][1] == sequence
+    assert events[1].change == lost
+    versions = [s.decode().content for s in await repository.versions(document.id, 0, 10)]
+    assert versions == ["", crashed.content]
+
+
+async def test_feed_one_event_per_version_when_a_repair_races_the_writer(
+    repository: MongoDocumentRepository,
+) -> None:
+    """The writer and a repair both publish version 2: the snapshot's key lets one number in;
+    the other is void, so the feed holds version 2 once."""
+    start = (await repository.feed_position()).head
+    document = await _create(repository)
+    changed = _next(document, "two publishers")
+    change = Change(ChangeKind.UPDATED, "writer")
+    assert await _compare_and_set_only(repository, changed, document, change)
+    current = await repository.get(document.id, fresh=True)
+    assert current is not None
+    tip = await repository._tip(current)
+    assert tip is not None
+    await asyncio.gather(
+        repository._repair_snapshot(current, tip, change),
+        repository._repair_snapshot(current, tip, change),
+    )
+    events = await _events_until(repository, document.id, 2, start)
+    assert [e.document.version for e in events] == [1, 2]

@@ -136,6 +136,8 @@ async def test_reflection_lists_and_describes_every_method(app: App) -> None:
         "DiffDocumentVersions",
         "BlameDocument",
         "SearchDocuments",
+        "ListDocumentEvents",
+        "WatchDocuments",
     }
     assert fields[:11] == [
         "id",

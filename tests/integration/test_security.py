@@ -13,7 +13,7 @@ import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
@@ -40,7 +40,10 @@ from docservice._proto.document import (
     DocumentServiceStub,
     GetDocumentRequest,
     GetDocumentVersionsRequest,
+    ListDocumentEventsRequest,
     ListDocumentsRequest,
+    SearchDocumentsRequest,
+    WatchDocumentsRequest,
 )
 from docservice.settings import Settings
 from tests.support.apps import running_app
@@ -281,6 +284,26 @@ async def test_read_scope_reads_but_cannot_write(stub: DocumentServiceStub) -> N
     await stub.list_documents(ListDocumentsRequest(author=doc.author), timeout=5, metadata=reader)
     error = await expect_status(create_doc(stub, reader), Status.PERMISSION_DENIED)
     assert "documents:write" in (error.message or "")
+
+
+async def test_the_read_scope_searches_and_follows_the_feed(stub: DocumentServiceStub) -> None:
+    """SearchDocuments, ListDocumentEvents and WatchDocuments are reads: documents:read lets a
+    token use them, documents:write alone does not."""
+    reader = bearer(mint(scope="documents:read"))
+    writer = bearer(mint(scope="documents:write"))
+    search = SearchDocumentsRequest(query="anything")
+    await stub.search_documents(search, timeout=5, metadata=reader)
+    await stub.list_document_events(ListDocumentEventsRequest(), timeout=5, metadata=reader)
+    async with aclosing(stub.watch_documents(WatchDocumentsRequest(), metadata=reader)) as stream:
+        async for message in stream:
+            assert message.resume_token  # the first heartbeat: the stream is open
+            break
+    for call in (
+        stub.search_documents(search, timeout=5, metadata=writer),
+        stub.list_document_events(ListDocumentEventsRequest(), timeout=5, metadata=writer),
+        anext(stub.watch_documents(WatchDocumentsRequest(), metadata=writer)),
+    ):
+        await expect_status(call, Status.PERMISSION_DENIED)
 
 
 async def test_write_scope_alone_cannot_read(stub: DocumentServiceStub) -> None:

@@ -16,6 +16,7 @@ __all__ = (
     "DiffHunk",
     "DiffLine",
     "Document",
+    "DocumentEvent",
     "DocumentServiceBase",
     "DocumentServiceStub",
     "DocumentStatus",
@@ -28,6 +29,8 @@ __all__ = (
     "GetDocumentVersionsRequest",
     "GetDocumentVersionsResponse",
     "LineKind",
+    "ListDocumentEventsRequest",
+    "ListDocumentEventsResponse",
     "ListDocumentsRequest",
     "ListDocumentsResponse",
     "RestoreDocumentRequest",
@@ -39,8 +42,11 @@ __all__ = (
     "TextMatch",
     "UpdateDocumentRequest",
     "UpdateDocumentResponse",
+    "WatchDocumentsRequest",
+    "WatchDocumentsResponse",
 )
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -437,6 +443,65 @@ default_message_pool.register_message("document", "Document", Document)
 
 
 @dataclass(eq=False, repr=False)
+class DocumentEvent(betterproto2.Message):
+    """
+    One write, as the change feed reports it.
+    """
+
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return DOCUMENT_PROTO_DESCRIPTOR.message_types_by_name["DocumentEvent"]
+
+    event_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    Stable across reads, pages, streams and server processes: "{document_id}@{version}".
+    """
+
+    sequence: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+    """
+    The event's place in the deployment's one total order: strictly increasing.
+    """
+
+    kind: "ChangeKind" = betterproto2.field(
+        3, betterproto2.TYPE_ENUM, default_factory=lambda: ChangeKind(0)
+    )
+    """
+    The kind of write (CREATED, UPDATED, DELETED, RESTORED or REVERTED).
+    """
+
+    document_id: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+
+    version: "int" = betterproto2.field(5, betterproto2.TYPE_INT64)
+    """
+    The version the write made.
+    """
+
+    timestamp: "str" = betterproto2.field(6, betterproto2.TYPE_STRING)
+    """
+    When the write happened (the version's timestamp).
+    """
+
+    changed_by: "str" = betterproto2.field(7, betterproto2.TYPE_STRING)
+    """
+    As DocumentVersion.changed_by.
+    """
+
+    document: "Document | None" = betterproto2.field(8, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    The document at that version, when the request asked for it (include_document).
+    """
+
+    resume_token: "str" = betterproto2.field(9, betterproto2.TYPE_STRING)
+    """
+    Pass it back to resume the feed right after this event.
+    """
+
+
+default_message_pool.register_message("document", "DocumentEvent", DocumentEvent)
+
+
+@dataclass(eq=False, repr=False)
 class DocumentVersion(betterproto2.Message):
     """
     A snapshot of a document right after one change.
@@ -606,6 +671,69 @@ class GetDocumentVersionsResponse(betterproto2.Message):
 
 default_message_pool.register_message(
     "document", "GetDocumentVersionsResponse", GetDocumentVersionsResponse
+)
+
+
+@dataclass(eq=False, repr=False)
+class ListDocumentEventsRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return DOCUMENT_PROTO_DESCRIPTOR.message_types_by_name["ListDocumentEventsRequest"]
+
+    page_size: "int" = betterproto2.field(1, betterproto2.TYPE_INT32)
+
+    page_token: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    From a previous page (the same filter): the next events.
+    """
+
+    resume_token: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    The events after this token (a DocumentEvent's, a heartbeat's or a page's); empty with
+    no page_token: from the start of the feed. A token this server cannot resume from (of
+    another deployment's log, or ahead of this log) is FAILED_PRECONDITION, with a
+    google.rpc.PreconditionFailure whose violation's subject is the earliest valid token.
+    """
+
+    filter: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+    """
+    AIP-160 on the document at each event: id, title, author, category, status, tags,
+    create_time, update_time, version (as ListDocumentsRequest.filter, plus `id = "..."`).
+    """
+
+    include_document: "bool" = betterproto2.field(5, betterproto2.TYPE_BOOL)
+
+
+default_message_pool.register_message(
+    "document", "ListDocumentEventsRequest", ListDocumentEventsRequest
+)
+
+
+@dataclass(eq=False, repr=False)
+class ListDocumentEventsResponse(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return DOCUMENT_PROTO_DESCRIPTOR.message_types_by_name["ListDocumentEventsResponse"]
+
+    events: "list[DocumentEvent]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
+    """
+    In sequence order. A page may hold fewer than page_size events (a filter that matched few
+    of those read): follow next_page_token until it is empty.
+    """
+
+    next_page_token: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+
+    resume_token: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    Where the feed stands after this page (after its last event, or further when events that
+    the filter skipped came after it): resume from here with WatchDocuments or this method.
+    """
+
+
+default_message_pool.register_message(
+    "document", "ListDocumentEventsResponse", ListDocumentEventsResponse
 )
 
 
@@ -909,6 +1037,48 @@ class UpdateDocumentResponse(betterproto2.Message):
 default_message_pool.register_message("document", "UpdateDocumentResponse", UpdateDocumentResponse)
 
 
+@dataclass(eq=False, repr=False)
+class WatchDocumentsRequest(betterproto2.Message):
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return DOCUMENT_PROTO_DESCRIPTOR.message_types_by_name["WatchDocumentsRequest"]
+
+    resume_token: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    The events after this token; empty: only events that commit from now on.
+    """
+
+    filter: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    As ListDocumentEventsRequest.filter.
+    """
+
+    include_document: "bool" = betterproto2.field(3, betterproto2.TYPE_BOOL)
+
+
+default_message_pool.register_message("document", "WatchDocumentsRequest", WatchDocumentsRequest)
+
+
+@dataclass(eq=False, repr=False)
+class WatchDocumentsResponse(betterproto2.Message):
+    """
+    Either an event, or a heartbeat: no event, only the resume token of where the feed stands.
+    """
+
+    @betterproto2.staticproperty
+    @staticmethod
+    def DESCRIPTOR() -> Descriptor:
+        return DOCUMENT_PROTO_DESCRIPTOR.message_types_by_name["WatchDocumentsResponse"]
+
+    event: "DocumentEvent | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
+
+    resume_token: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("document", "WatchDocumentsResponse", WatchDocumentsResponse)
+
+
 class DocumentServiceStub(betterproto2_grpclib.ServiceStub):
     async def get_document(
         self,
@@ -1138,11 +1308,55 @@ class DocumentServiceStub(betterproto2_grpclib.ServiceStub):
             metadata=metadata,
         )
 
+    async def list_document_events(
+        self,
+        message: "ListDocumentEventsRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "ListDocumentEventsResponse":
+        """
+        The change feed: every write as one event, in one total order, a page at a time.
+        """
+
+        return await self._unary_unary(
+            "/document.DocumentService/ListDocumentEvents",
+            message,
+            ListDocumentEventsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def watch_documents(
+        self,
+        message: "WatchDocumentsRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "AsyncIterator[WatchDocumentsResponse]":
+        """
+        The change feed as a stream: the events after a resume token, then live ones as they
+        commit, with a heartbeat carrying the current resume token while nothing matches.
+        """
+
+        async for response in self._unary_stream(
+            "/document.DocumentService/WatchDocuments",
+            message,
+            WatchDocumentsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        ):
+            yield response
+
 
 from ..google import protobuf as _google__protobuf__
 
 DOCUMENT_PROTO_DESCRIPTOR = default_google_proto_descriptor_pool.AddSerializedFile(
-    b'\n\x0edocument.proto\x12\x08document\x1a google/protobuf/field_mask.proto"\x8a\x03\n\x08Document\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05title\x18\x02 \x01(\tR\x05title\x12\x18\n\x07content\x18\x03 \x01(\tR\x07content\x120\n\x06status\x18\x04 \x01(\x0e2\x18.document.DocumentStatusR\x06status\x12\x16\n\x06author\x18\x05 \x01(\tR\x06author\x12\x12\n\x04tags\x18\x06 \x03(\tR\x04tags\x12\x1a\n\x08category\x18\x07 \x01(\tR\x08category\x12\x1a\n\x08comments\x18\x08 \x03(\tR\x08comments\x12\x1d\n\ncreated_at\x18\t \x01(\tR\tcreatedAt\x12\x1d\n\nupdated_at\x18\n \x01(\tR\tupdatedAt\x12\x1d\n\nis_deleted\x18\x0b \x01(\x08R\tisDeleted\x12\x18\n\x07version\x18\x0c \x01(\x03R\x07version\x12\x12\n\x04etag\x18\r \x01(\tR\x04etag\x12\x1d\n\ndeleted_at\x18\x0e \x01(\tR\tdeletedAt"\xba\x02\n\x0fDocumentVersion\x12\x1d\n\nversion_id\x18\x01 \x01(\tR\tversionId\x12.\n\x08document\x18\x02 \x01(\x0b2\x12.document.DocumentR\x08document\x12\x1c\n\ttimestamp\x18\x03 \x01(\tR\ttimestamp\x12\x18\n\x07version\x18\x04 \x01(\x03R\x07version\x12\x1d\n\nchanged_by\x18\x05 \x01(\tR\tchangedBy\x125\n\x0bchange_kind\x18\x06 \x01(\x0e2\x14.document.ChangeKindR\nchangeKind\x12%\n\x0echange_message\x18\x07 \x01(\tR\rchangeMessage\x12#\n\rreverted_from\x18\x08 \x01(\x03R\x0crevertedFrom"$\n\x12GetDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"E\n\x13GetDocumentResponse\x12.\n\x08document\x18\x01 \x01(\x0b2\x12.document.DocumentR\x08document"\xa3\x02\n\x15CreateDocumentRequest\x12\x14\n\x05title\x18\x01 \x01(\tR\x05title\x12\x18\n\x07content\x18\x02 \x01(\tR\x07content\x120\n\x06status\x18\x03 \x01(\x0e2\x18.document.DocumentStatusR\x06status\x12\x16\n\x06author\x18\x04 \x01(\tR\x06author\x12\x12\n\x04tags\x18\x05 \x03(\tR\x04tags\x12\x1a\n\x08category\x18\x06 \x01(\tR\x08category\x12\x1a\n\x08comments\x18\x07 \x03(\tR\x08comments\x12\x1d\n\nrequest_id\x18\x08 \x01(\tR\trequestId\x12%\n\x0echange_message\x18\t \x01(\tR\rchangeMessage"\xe5\x02\n\x15UpdateDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05title\x18\x02 \x01(\tR\x05title\x12\x18\n\x07content\x18\x03 \x01(\tR\x07content\x120\n\x06status\x18\x04 \x01(\x0e2\x18.document.DocumentStatusR\x06status\x12\x16\n\x06author\x18\x05 \x01(\tR\x06author\x12\x12\n\x04tags\x18\x06 \x03(\tR\x04tags\x12\x1a\n\x08category\x18\x07 \x01(\tR\x08category\x12\x1a\n\x08comments\x18\x08 \x03(\tR\x08comments\x12;\n\x0bupdate_mask\x18\t \x01(\x0b2\x1a.google.protobuf.FieldMaskR\nupdateMask\x12\x12\n\x04etag\x18\n \x01(\tR\x04etag\x12%\n\x0echange_message\x18\x0b \x01(\tR\rchangeMessage"H\n\x16UpdateDocumentResponse\x12.\n\x08document\x18\x01 \x01(\x0b2\x12.document.DocumentR\x08document"b\n\x15DeleteDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04etag\x18\x02 \x01(\tR\x04etag\x12%\n\x0echange_message\x18\x03 \x01(\tR\rchangeMessage"2\n\x16DeleteDocumentResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success"c\n\x16RestoreDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04etag\x18\x02 \x01(\tR\x04etag\x12%\n\x0echange_message\x18\x03 \x01(\tR\rchangeMessage"\x86\x03\n\x14ListDocumentsRequest\x12\x12\n\x04skip\x18\x01 \x01(\x05R\x04skip\x12\x14\n\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\x125\n\x06status\x18\x05 \x01(\x0e2\x18.document.DocumentStatusH\x00R\x06status\x88\x01\x01\x12\x16\n\x06author\x18\x06 \x01(\tR\x06author\x12\x10\n\x03tag\x18\x07 \x01(\tR\x03tag\x12\x1a\n\x08category\x18\x08 \x01(\tR\x08category\x12!\n\x0cshow_deleted\x18\t \x01(\x08R\x0bshowDeleted\x12\x16\n\x06filter\x18\n \x01(\tR\x06filter\x12\x19\n\x08order_by\x18\x0b \x01(\tR\x07orderBy\x12*\n\x04view\x18\x0c \x01(\x0e2\x16.document.DocumentViewR\x04viewB\t\n\x07_status"\x90\x01\n\x15ListDocumentsResponse\x120\n\tdocuments\x18\x01 \x03(\x0b2\x12.document.DocumentR\tdocuments\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n\ntotal_size\x18\x03 \x01(\x05R\ttotalSize"h\n\x1aGetDocumentVersionsRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken"|\n\x1bGetDocumentVersionsResponse\x125\n\x08versions\x18\x01 \x03(\x0b2\x19.document.DocumentVersionR\x08versions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken"d\n\x19GetDocumentVersionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nversion_id\x18\x02 \x01(\tR\tversionId\x12\x18\n\x07version\x18\x03 \x01(\x03R\x07version"\x9b\x01\n\x15RevertDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x1d\n\nversion_id\x18\x03 \x01(\tR\tversionId\x12\x12\n\x04etag\x18\x04 \x01(\tR\x04etag\x12%\n\x0echange_message\x18\x05 \x01(\tR\rchangeMessage"o\n\x1bDiffDocumentVersionsRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12!\n\x0cfrom_version\x18\x02 \x01(\x03R\x0bfromVersion\x12\x1d\n\nto_version\x18\x03 \x01(\x03R\ttoVersion"\x8d\x01\n\x0bFieldChange\x12\x14\n\x05field\x18\x01 \x01(\tR\x05field\x12\x1b\n\told_value\x18\x02 \x01(\tR\x08oldValue\x12\x1b\n\tnew_value\x18\x03 \x01(\tR\x08newValue\x12\x14\n\x05added\x18\x04 \x03(\tR\x05added\x12\x18\n\x07removed\x18\x05 \x03(\tR\x07removed"F\n\x08DiffLine\x12&\n\x04kind\x18\x01 \x01(\x0e2\x12.document.LineKindR\x04kind\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text"\xa8\x01\n\x08DiffHunk\x12\x1b\n\told_start\x18\x01 \x01(\x03R\x08oldStart\x12\x1b\n\told_lines\x18\x02 \x01(\x03R\x08oldLines\x12\x1b\n\tnew_start\x18\x03 \x01(\x03R\x08newStart\x12\x1b\n\tnew_lines\x18\x04 \x01(\x03R\x08newLines\x12(\n\x05lines\x18\x05 \x03(\x0b2\x12.document.DiffLineR\x05lines"\xf9\x01\n\x1cDiffDocumentVersionsResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12!\n\x0cfrom_version\x18\x02 \x01(\x03R\x0bfromVersion\x12\x1d\n\nto_version\x18\x03 \x01(\x03R\ttoVersion\x12:\n\rfield_changes\x18\x04 \x03(\x0b2\x15.document.FieldChangeR\x0cfieldChanges\x12(\n\x05hunks\x18\x05 \x03(\x0b2\x12.document.DiffHunkR\x05hunks\x12!\n\x0cunified_diff\x18\x06 \x01(\tR\x0bunifiedDiff"@\n\x14BlameDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"\xd8\x01\n\nBlameRange\x12\x1d\n\nstart_line\x18\x01 \x01(\x03R\tstartLine\x12\x1d\n\nline_count\x18\x02 \x01(\x03R\tlineCount\x12\x18\n\x07version\x18\x03 \x01(\x03R\x07version\x12\x1d\n\nchanged_by\x18\x04 \x01(\tR\tchangedBy\x12\x1c\n\ttimestamp\x18\x05 \x01(\tR\ttimestamp\x125\n\x0bchange_kind\x18\x06 \x01(\x0e2\x14.document.ChangeKindR\nchangeKind"o\n\x15BlameDocumentResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12,\n\x06ranges\x18\x03 \x03(\x0b2\x14.document.BlameRangeR\x06ranges"\xd1\x01\n\x16SearchDocumentsRequest\x12\x14\n\x05query\x18\x01 \x01(\tR\x05query\x12\x16\n\x06filter\x18\x02 \x01(\tR\x06filter\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\x12*\n\x04view\x18\x05 \x01(\x0e2\x16.document.DocumentViewR\x04view\x12!\n\x0cshow_deleted\x18\x06 \x01(\x08R\x0bshowDeleted"3\n\tTextMatch\x12\x14\n\x05start\x18\x01 \x01(\x05R\x05start\x12\x10\n\x03end\x18\x02 \x01(\x05R\x03end"b\n\x07Snippet\x12\x14\n\x05field\x18\x01 \x01(\tR\x05field\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12-\n\x07matches\x18\x03 \x03(\x0b2\x13.document.TextMatchR\x07matches"\x83\x01\n\x0cSearchResult\x12.\n\x08document\x18\x01 \x01(\x0b2\x12.document.DocumentR\x08document\x12\x14\n\x05score\x18\x02 \x01(\x01R\x05score\x12-\n\x08snippets\x18\x03 \x03(\x0b2\x11.document.SnippetR\x08snippets"s\n\x17SearchDocumentsResponse\x120\n\x07results\x18\x01 \x03(\x0b2\x16.document.SearchResultR\x07results\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*6\n\x0eDocumentStatus\x12\x07\n\x05DRAFT\x12\r\n\tPUBLISHED\x10\x01\x12\x0c\n\x08ARCHIVED\x10\x02*@\n\x0cDocumentView\x12\x1b\n\x19DOCUMENT_VIEW_UNSPECIFIED\x12\t\n\x05BASIC\x10\x01\x12\x08\n\x04FULL\x10\x02*j\n\nChangeKind\x12\x19\n\x17CHANGE_KIND_UNSPECIFIED\x12\x0b\n\x07CREATED\x10\x01\x12\x0b\n\x07UPDATED\x10\x02\x12\x0b\n\x07DELETED\x10\x03\x12\x0c\n\x08RESTORED\x10\x04\x12\x0c\n\x08REVERTED\x10\x05*F\n\x08LineKind\x12\x17\n\x15LINE_KIND_UNSPECIFIED\x12\t\n\x05EQUAL\x10\x01\x12\x0b\n\x07REMOVED\x10\x02\x12\t\n\x05ADDED\x10\x032\xfb\x07\n\x0fDocumentService\x12J\n\x0bGetDocument\x12\x1c.document.GetDocumentRequest\x1a\x1d.document.GetDocumentResponse\x12E\n\x0eCreateDocument\x12\x1f.document.CreateDocumentRequest\x1a\x12.document.Document\x12S\n\x0eUpdateDocument\x12\x1f.document.UpdateDocumentRequest\x1a .document.UpdateDocumentResponse\x12S\n\x0eDeleteDocument\x12\x1f.document.DeleteDocumentRequest\x1a .document.DeleteDocumentResponse\x12G\n\x0fRestoreDocument\x12 .document.RestoreDocumentRequest\x1a\x12.document.Document\x12P\n\rListDocuments\x12\x1e.document.ListDocumentsRequest\x1a\x1f.document.ListDocumentsResponse\x12b\n\x13GetDocumentVersions\x12$.document.GetDocumentVersionsRequest\x1a%.document.GetDocumentVersionsResponse\x12T\n\x12GetDocumentVersion\x12#.document.GetDocumentVersionRequest\x1a\x19.document.DocumentVersion\x12E\n\x0eRevertDocument\x12\x1f.document.RevertDocumentRequest\x1a\x12.document.Document\x12e\n\x14DiffDocumentVersions\x12%.document.DiffDocumentVersionsRequest\x1a&.document.DiffDocumentVersionsResponse\x12P\n\rBlameDocument\x12\x1e.document.BlameDocumentRequest\x1a\x1f.document.BlameDocumentResponse\x12V\n\x0fSearchDocuments\x12 .document.SearchDocumentsRequest\x1a!.document.SearchDocumentsResponseb\x06proto3'
+    b'\n\x0edocument.proto\x12\x08document\x1a google/protobuf/field_mask.proto"\x8a\x03\n\x08Document\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05title\x18\x02 \x01(\tR\x05title\x12\x18\n\x07content\x18\x03 \x01(\tR\x07content\x120\n\x06status\x18\x04 \x01(\x0e2\x18.document.DocumentStatusR\x06status\x12\x16\n\x06author\x18\x05 \x01(\tR\x06author\x12\x12\n\x04tags\x18\x06 \x03(\tR\x04tags\x12\x1a\n\x08category\x18\x07 \x01(\tR\x08category\x12\x1a\n\x08comments\x18\x08 \x03(\tR\x08comments\x12\x1d\n\ncreated_at\x18\t \x01(\tR\tcreatedAt\x12\x1d\n\nupdated_at\x18\n \x01(\tR\tupdatedAt\x12\x1d\n\nis_deleted\x18\x0b \x01(\x08R\tisDeleted\x12\x18\n\x07version\x18\x0c \x01(\x03R\x07version\x12\x12\n\x04etag\x18\r \x01(\tR\x04etag\x12\x1d\n\ndeleted_at\x18\x0e \x01(\tR\tdeletedAt"\xba\x02\n\x0fDocumentVersion\x12\x1d\n\nversion_id\x18\x01 \x01(\tR\tversionId\x12.\n\x08document\x18\x02 \x01(\x0b2\x12.document.DocumentR\x08document\x12\x1c\n\ttimestamp\x18\x03 \x01(\tR\ttimestamp\x12\x18\n\x07version\x18\x04 \x01(\x03R\x07version\x12\x1d\n\nchanged_by\x18\x05 \x01(\tR\tchangedBy\x125\n\x0bchange_kind\x18\x06 \x01(\x0e2\x14.document.ChangeKindR\nchangeKind\x12%\n\x0echange_message\x18\x07 \x01(\tR\rchangeMessage\x12#\n\rreverted_from\x18\x08 \x01(\x03R\x0crevertedFrom"$\n\x12GetDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id"E\n\x13GetDocumentResponse\x12.\n\x08document\x18\x01 \x01(\x0b2\x12.document.DocumentR\x08document"\xa3\x02\n\x15CreateDocumentRequest\x12\x14\n\x05title\x18\x01 \x01(\tR\x05title\x12\x18\n\x07content\x18\x02 \x01(\tR\x07content\x120\n\x06status\x18\x03 \x01(\x0e2\x18.document.DocumentStatusR\x06status\x12\x16\n\x06author\x18\x04 \x01(\tR\x06author\x12\x12\n\x04tags\x18\x05 \x03(\tR\x04tags\x12\x1a\n\x08category\x18\x06 \x01(\tR\x08category\x12\x1a\n\x08comments\x18\x07 \x03(\tR\x08comments\x12\x1d\n\nrequest_id\x18\x08 \x01(\tR\trequestId\x12%\n\x0echange_message\x18\t \x01(\tR\rchangeMessage"\xe5\x02\n\x15UpdateDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n\x05title\x18\x02 \x01(\tR\x05title\x12\x18\n\x07content\x18\x03 \x01(\tR\x07content\x120\n\x06status\x18\x04 \x01(\x0e2\x18.document.DocumentStatusR\x06status\x12\x16\n\x06author\x18\x05 \x01(\tR\x06author\x12\x12\n\x04tags\x18\x06 \x03(\tR\x04tags\x12\x1a\n\x08category\x18\x07 \x01(\tR\x08category\x12\x1a\n\x08comments\x18\x08 \x03(\tR\x08comments\x12;\n\x0bupdate_mask\x18\t \x01(\x0b2\x1a.google.protobuf.FieldMaskR\nupdateMask\x12\x12\n\x04etag\x18\n \x01(\tR\x04etag\x12%\n\x0echange_message\x18\x0b \x01(\tR\rchangeMessage"H\n\x16UpdateDocumentResponse\x12.\n\x08document\x18\x01 \x01(\x0b2\x12.document.DocumentR\x08document"b\n\x15DeleteDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04etag\x18\x02 \x01(\tR\x04etag\x12%\n\x0echange_message\x18\x03 \x01(\tR\rchangeMessage"2\n\x16DeleteDocumentResponse\x12\x18\n\x07success\x18\x01 \x01(\x08R\x07success"c\n\x16RestoreDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04etag\x18\x02 \x01(\tR\x04etag\x12%\n\x0echange_message\x18\x03 \x01(\tR\rchangeMessage"\x86\x03\n\x14ListDocumentsRequest\x12\x12\n\x04skip\x18\x01 \x01(\x05R\x04skip\x12\x14\n\x05limit\x18\x02 \x01(\x05R\x05limit\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\x125\n\x06status\x18\x05 \x01(\x0e2\x18.document.DocumentStatusH\x00R\x06status\x88\x01\x01\x12\x16\n\x06author\x18\x06 \x01(\tR\x06author\x12\x10\n\x03tag\x18\x07 \x01(\tR\x03tag\x12\x1a\n\x08category\x18\x08 \x01(\tR\x08category\x12!\n\x0cshow_deleted\x18\t \x01(\x08R\x0bshowDeleted\x12\x16\n\x06filter\x18\n \x01(\tR\x06filter\x12\x19\n\x08order_by\x18\x0b \x01(\tR\x07orderBy\x12*\n\x04view\x18\x0c \x01(\x0e2\x16.document.DocumentViewR\x04viewB\t\n\x07_status"\x90\x01\n\x15ListDocumentsResponse\x120\n\tdocuments\x18\x01 \x03(\x0b2\x12.document.DocumentR\tdocuments\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n\ntotal_size\x18\x03 \x01(\x05R\ttotalSize"h\n\x1aGetDocumentVersionsRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken"|\n\x1bGetDocumentVersionsResponse\x125\n\x08versions\x18\x01 \x03(\x0b2\x19.document.DocumentVersionR\x08versions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken"d\n\x19GetDocumentVersionRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nversion_id\x18\x02 \x01(\tR\tversionId\x12\x18\n\x07version\x18\x03 \x01(\x03R\x07version"\x9b\x01\n\x15RevertDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x1d\n\nversion_id\x18\x03 \x01(\tR\tversionId\x12\x12\n\x04etag\x18\x04 \x01(\tR\x04etag\x12%\n\x0echange_message\x18\x05 \x01(\tR\rchangeMessage"o\n\x1bDiffDocumentVersionsRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12!\n\x0cfrom_version\x18\x02 \x01(\x03R\x0bfromVersion\x12\x1d\n\nto_version\x18\x03 \x01(\x03R\ttoVersion"\x8d\x01\n\x0bFieldChange\x12\x14\n\x05field\x18\x01 \x01(\tR\x05field\x12\x1b\n\told_value\x18\x02 \x01(\tR\x08oldValue\x12\x1b\n\tnew_value\x18\x03 \x01(\tR\x08newValue\x12\x14\n\x05added\x18\x04 \x03(\tR\x05added\x12\x18\n\x07removed\x18\x05 \x03(\tR\x07removed"F\n\x08DiffLine\x12&\n\x04kind\x18\x01 \x01(\x0e2\x12.document.LineKindR\x04kind\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text"\xa8\x01\n\x08DiffHunk\x12\x1b\n\told_start\x18\x01 \x01(\x03R\x08oldStart\x12\x1b\n\told_lines\x18\x02 \x01(\x03R\x08oldLines\x12\x1b\n\tnew_start\x18\x03 \x01(\x03R\x08newStart\x12\x1b\n\tnew_lines\x18\x04 \x01(\x03R\x08newLines\x12(\n\x05lines\x18\x05 \x03(\x0b2\x12.document.DiffLineR\x05lines"\xf9\x01\n\x1cDiffDocumentVersionsResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12!\n\x0cfrom_version\x18\x02 \x01(\x03R\x0bfromVersion\x12\x1d\n\nto_version\x18\x03 \x01(\x03R\ttoVersion\x12:\n\rfield_changes\x18\x04 \x03(\x0b2\x15.document.FieldChangeR\x0cfieldChanges\x12(\n\x05hunks\x18\x05 \x03(\x0b2\x12.document.DiffHunkR\x05hunks\x12!\n\x0cunified_diff\x18\x06 \x01(\tR\x0bunifiedDiff"@\n\x14BlameDocumentRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version"\xd8\x01\n\nBlameRange\x12\x1d\n\nstart_line\x18\x01 \x01(\x03R\tstartLine\x12\x1d\n\nline_count\x18\x02 \x01(\x03R\tlineCount\x12\x18\n\x07version\x18\x03 \x01(\x03R\x07version\x12\x1d\n\nchanged_by\x18\x04 \x01(\tR\tchangedBy\x12\x1c\n\ttimestamp\x18\x05 \x01(\tR\ttimestamp\x125\n\x0bchange_kind\x18\x06 \x01(\x0e2\x14.document.ChangeKindR\nchangeKind"o\n\x15BlameDocumentResponse\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12,\n\x06ranges\x18\x03 \x03(\x0b2\x14.document.BlameRangeR\x06ranges"\xd1\x01\n\x16SearchDocumentsRequest\x12\x14\n\x05query\x18\x01 \x01(\tR\x05query\x12\x16\n\x06filter\x18\x02 \x01(\tR\x06filter\x12\x1b\n\tpage_size\x18\x03 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x04 \x01(\tR\tpageToken\x12*\n\x04view\x18\x05 \x01(\x0e2\x16.document.DocumentViewR\x04view\x12!\n\x0cshow_deleted\x18\x06 \x01(\x08R\x0bshowDeleted"3\n\tTextMatch\x12\x14\n\x05start\x18\x01 \x01(\x05R\x05start\x12\x10\n\x03end\x18\x02 \x01(\x05R\x03end"b\n\x07Snippet\x12\x14\n\x05field\x18\x01 \x01(\tR\x05field\x12\x12\n\x04text\x18\x02 \x01(\tR\x04text\x12-\n\x07matches\x18\x03 \x03(\x0b2\x13.document.TextMatchR\x07matches"\x83\x01\n\x0cSearchResult\x12.\n\x08document\x18\x01 \x01(\x0b2\x12.document.DocumentR\x08document\x12\x14\n\x05score\x18\x02 \x01(\x01R\x05score\x12-\n\x08snippets\x18\x03 \x03(\x0b2\x11.document.SnippetR\x08snippets"s\n\x17SearchDocumentsResponse\x120\n\x07results\x18\x01 \x03(\x0b2\x16.document.SearchResultR\x07results\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken"\xbb\x02\n\rDocumentEvent\x12\x19\n\x08event_id\x18\x01 \x01(\tR\x07eventId\x12\x1a\n\x08sequence\x18\x02 \x01(\x03R\x08sequence\x12(\n\x04kind\x18\x03 \x01(\x0e2\x14.document.ChangeKindR\x04kind\x12\x1f\n\x0bdocument_id\x18\x04 \x01(\tR\ndocumentId\x12\x18\n\x07version\x18\x05 \x01(\x03R\x07version\x12\x1c\n\ttimestamp\x18\x06 \x01(\tR\ttimestamp\x12\x1d\n\nchanged_by\x18\x07 \x01(\tR\tchangedBy\x12.\n\x08document\x18\x08 \x01(\x0b2\x12.document.DocumentR\x08document\x12!\n\x0cresume_token\x18\t \x01(\tR\x0bresumeToken"\xbd\x01\n\x19ListDocumentEventsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12!\n\x0cresume_token\x18\x03 \x01(\tR\x0bresumeToken\x12\x16\n\x06filter\x18\x04 \x01(\tR\x06filter\x12)\n\x10include_document\x18\x05 \x01(\x08R\x0fincludeDocument"\x98\x01\n\x1aListDocumentEventsResponse\x12/\n\x06events\x18\x01 \x03(\x0b2\x17.document.DocumentEventR\x06events\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12!\n\x0cresume_token\x18\x03 \x01(\tR\x0bresumeToken"}\n\x15WatchDocumentsRequest\x12!\n\x0cresume_token\x18\x01 \x01(\tR\x0bresumeToken\x12\x16\n\x06filter\x18\x02 \x01(\tR\x06filter\x12)\n\x10include_document\x18\x03 \x01(\x08R\x0fincludeDocument"j\n\x16WatchDocumentsResponse\x12-\n\x05event\x18\x01 \x01(\x0b2\x17.document.DocumentEventR\x05event\x12!\n\x0cresume_token\x18\x02 \x01(\tR\x0bresumeToken*6\n\x0eDocumentStatus\x12\x07\n\x05DRAFT\x12\r\n\tPUBLISHED\x10\x01\x12\x0c\n\x08ARCHIVED\x10\x02*@\n\x0cDocumentView\x12\x1b\n\x19DOCUMENT_VIEW_UNSPECIFIED\x12\t\n\x05BASIC\x10\x01\x12\x08\n\x04FULL\x10\x02*j\n\nChangeKind\x12\x19\n\x17CHANGE_KIND_UNSPECIFIED\x12\x0b\n\x07CREATED\x10\x01\x12\x0b\n\x07UPDATED\x10\x02\x12\x0b\n\x07DELETED\x10\x03\x12\x0c\n\x08RESTORED\x10\x04\x12\x0c\n\x08REVERTED\x10\x05*F\n\x08LineKind\x12\x17\n\x15LINE_KIND_UNSPECIFIED\x12\t\n\x05EQUAL\x10\x01\x12\x0b\n\x07REMOVED\x10\x02\x12\t\n\x05ADDED\x10\x032\xb3\t\n\x0fDocumentService\x12J\n\x0bGetDocument\x12\x1c.document.GetDocumentRequest\x1a\x1d.document.GetDocumentResponse\x12E\n\x0eCreateDocument\x12\x1f.document.CreateDocumentRequest\x1a\x12.document.Document\x12S\n\x0eUpdateDocument\x12\x1f.document.UpdateDocumentRequest\x1a .document.UpdateDocumentResponse\x12S\n\x0eDeleteDocument\x12\x1f.document.DeleteDocumentRequest\x1a .document.DeleteDocumentResponse\x12G\n\x0fRestoreDocument\x12 .document.RestoreDocumentRequest\x1a\x12.document.Document\x12P\n\rListDocuments\x12\x1e.document.ListDocumentsRequest\x1a\x1f.document.ListDocumentsResponse\x12b\n\x13GetDocumentVersions\x12$.document.GetDocumentVersionsRequest\x1a%.document.GetDocumentVersionsResponse\x12T\n\x12GetDocumentVersion\x12#.document.GetDocumentVersionRequest\x1a\x19.document.DocumentVersion\x12E\n\x0eRevertDocument\x12\x1f.document.RevertDocumentRequest\x1a\x12.document.Document\x12e\n\x14DiffDocumentVersions\x12%.document.DiffDocumentVersionsRequest\x1a&.document.DiffDocumentVersionsResponse\x12P\n\rBlameDocument\x12\x1e.document.BlameDocumentRequest\x1a\x1f.document.BlameDocumentResponse\x12V\n\x0fSearchDocuments\x12 .document.SearchDocumentsRequest\x1a!.document.SearchDocumentsResponse\x12_\n\x12ListDocumentEvents\x12#.document.ListDocumentEventsRequest\x1a$.document.ListDocumentEventsResponse\x12U\n\x0eWatchDocuments\x12\x1f.document.WatchDocumentsRequest\x1a .document.WatchDocumentsResponse0\x01b\x06proto3'
 )
 
 
@@ -1212,6 +1426,26 @@ class DocumentServiceBase(betterproto2_grpclib.ServiceBase):
         """
 
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def list_document_events(
+        self, message: "ListDocumentEventsRequest"
+    ) -> "ListDocumentEventsResponse":
+        """
+        The change feed: every write as one event, in one total order, a page at a time.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def watch_documents(
+        self, message: "WatchDocumentsRequest"
+    ) -> "AsyncIterator[WatchDocumentsResponse]":
+        """
+        The change feed as a stream: the events after a resume token, then live ones as they
+        commit, with a heartbeat carrying the current resume token while nothing matches.
+        """
+
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+        yield WatchDocumentsResponse()
 
     async def __rpc_get_document(
         self, stream: "grpclib.server.Stream[GetDocumentRequest, GetDocumentResponse]"
@@ -1311,6 +1545,25 @@ class DocumentServiceBase(betterproto2_grpclib.ServiceBase):
         response = await self.search_documents(request)
         await stream.send_message(response)
 
+    async def __rpc_list_document_events(
+        self, stream: "grpclib.server.Stream[ListDocumentEventsRequest, ListDocumentEventsResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        response = await self.list_document_events(request)
+        await stream.send_message(response)
+
+    async def __rpc_watch_documents(
+        self, stream: "grpclib.server.Stream[WatchDocumentsRequest, WatchDocumentsResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        assert request is not None
+        await self._call_rpc_handler_server_stream(
+            self.watch_documents,
+            stream,
+            request,
+        )
+
     def __mapping__(self) -> "dict[str, grpclib.const.Handler]":
         return {
             "/document.DocumentService/GetDocument": grpclib.const.Handler(
@@ -1384,5 +1637,17 @@ class DocumentServiceBase(betterproto2_grpclib.ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 SearchDocumentsRequest,
                 SearchDocumentsResponse,
+            ),
+            "/document.DocumentService/ListDocumentEvents": grpclib.const.Handler(
+                self.__rpc_list_document_events,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ListDocumentEventsRequest,
+                ListDocumentEventsResponse,
+            ),
+            "/document.DocumentService/WatchDocuments": grpclib.const.Handler(
+                self.__rpc_watch_documents,
+                grpclib.const.Cardinality.UNARY_STREAM,
+                WatchDocumentsRequest,
+                WatchDocumentsResponse,
             ),
         }

@@ -50,6 +50,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from docservice._proto.document import Document
+from docservice.core.feed import EventPage, FeedPosition
 from docservice.core.repository import (
     Change,
     DocumentRepository,
@@ -248,6 +249,14 @@ class CachedDocumentRepository:
 
     async def get_by_request_id(self, request_id: str) -> Document | None:
         return await self._inner.get_by_request_id(request_id)
+
+    # The change feed is read from the store, the one source of its order (core/feed.py).
+
+    async def feed_position(self) -> FeedPosition:
+        return await self._inner.feed_position()
+
+    async def events(self, after: int, limit: int) -> EventPage:
+        return await self._inner.events(after, limit)
 
     # -- writes: the database first, then the cache, whose trouble never fails the write -----
 

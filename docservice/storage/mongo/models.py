@@ -115,6 +115,8 @@ class VersionRecord(BeanieDocument, StoredContent):
     content_kind: int | None = None
     content_base: int | None = None
     content_payload: bytes | None = None
+    # The version's event in the change feed (mongo/feed.py).
+    sequence: int | None = None
 
     class Settings:
         name = "document_versions"

@@ -39,16 +39,16 @@ document (mongo/convert.py); an interrupted conversion resumes at the next start
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from beanie import SortDirection, init_beanie
 from pymongo import AsyncMongoClient
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, ServerSelectionTimeoutError
+from pymongo.errors import DuplicateKeyError
 
 from docservice._proto.document import Document
+from docservice.core.feed import EventPage, FeedPosition
 from docservice.core.model import stored_change
 from docservice.core.repository import (
     Change,
@@ -80,6 +80,8 @@ from docservice.storage.mongo.convert import (
     derive_created_us,
     index_for_search,
 )
+from docservice.storage.mongo.faults import retry
+from docservice.storage.mongo.feed import MongoFeed
 from docservice.storage.mongo.models import (
     DocumentRecord,
     VersionRecord,
@@ -92,21 +94,18 @@ from docservice.storage.mongo.models import (
 )
 from docservice.storage.mongo.querying import after_condition, filter_condition, sort_keys
 from docservice.storage.mongo.search import SEARCH_FIELDS, Analyzer, Search
-from docservice.storage.retries import retry_transient
 
 __all__ = ["MongoDocumentRepository"]
+
+T = TypeVar("T")
 
 # Server selection and connection timeouts short enough for the retry budget (< 2 s in all).
 TIMEOUT_MS = 400
 
 
-def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, ConnectionFailure | ServerSelectionTimeoutError)
-
-
 # Applied to the methods that each make one round trip (or one read of a page and its count),
 # never to the public methods that combine them: a retry never runs inside another.
-_retry = retry_transient(is_transient)
+_retry = retry
 
 # A chain's holders are looked up by _id when its span has at most this many versions.
 MAX_SPAN_IDS = 256
@@ -171,6 +170,9 @@ class MongoDocumentRepository(DocumentRepository):
         self._registering = asyncio.Lock()
         self._history = history or HistoryPolicy()
         self._tips = Tips()
+        self._feed = MongoFeed(
+            lambda: VersionRecord.get_pymongo_collection().database, self._repair_for_feed
+        )
 
     async def migrate(self) -> None:
         """Register the models with Beanie, create the indexes, convert old history."""
@@ -180,6 +182,7 @@ class MongoDocumentRepository(DocumentRepository):
             await derive_change_kinds(self._client[self._database])
             await derive_created_us(self._client[self._database])
             await index_for_search(self._client[self._database], self._analyzer)
+            await self._feed.setup()
             self._ready = True
 
     async def _ensure_ready(self) -> None:
@@ -215,7 +218,7 @@ class MongoDocumentRepository(DocumentRepository):
 
         async def insert() -> None:
             await self._insert_document(record)
-            await self._insert_snapshot(document, stored, change)
+            await self._publish(document, stored, change)
 
         return await create_once(
             document,
@@ -237,7 +240,7 @@ class MongoDocumentRepository(DocumentRepository):
         fields = self._changed_fields(document, previous, stored.tip, change)
         if not await self._compare_and_set(document, fields, previous.version):
             return False
-        await self._insert_snapshot(document, stored, change)
+        await self._publish(document, stored, change)
         return True
 
     def _changed_fields(
@@ -349,6 +352,14 @@ class MongoDocumentRepository(DocumentRepository):
         if found is None or found[0].version != version:
             return None
         return Snapshot.of(found[0], found[2])
+
+    async def feed_position(self) -> FeedPosition:
+        await self._ensure_ready()
+        return await self._feed.position()
+
+    async def events(self, after: int, limit: int) -> EventPage:
+        await self._ensure_ready()
+        return await self._feed.events(after, limit)
 
     @_retry
     async def ping(self) -> None:
@@ -495,17 +506,38 @@ class MongoDocumentRepository(DocumentRepository):
                 return  # it moved on, so its snapshot was written (the protocol's invariant)
             change = found[2]
         stored = repaired_content(document.content, document.version, tip)
-        await self._insert_snapshot(document, stored, change)
+        await self._publish(document, stored, change)
+
+    async def _publish(self, document: Document, stored: StoredContent, change: Change) -> None:
+        """Step 3: the snapshot, numbered in the change feed (mongo/feed.py)."""
+        await self._feed.publish(
+            document, lambda sequence: self._insert_snapshot(document, stored, change, sequence)
+        )
+
+    async def _repair_for_feed(self, document_id: str, version: int, sequence: int) -> bool:
+        """Snapshot `version` from the document, if it is still at that version, numbered
+        `sequence`; False if not written (the document moved on, or it was there)."""
+        found = await self._find_document(document_id)
+        if found is None:
+            return False
+        document, tip, change = found
+        if document.version != version or tip is None:
+            return False
+        stored = repaired_content(document.content, document.version, tip)
+        return await self._insert_snapshot(document, stored, change, sequence)
 
     @_retry
     async def _insert_snapshot(
-        self, document: Document, stored: StoredContent, change: Change
-    ) -> None:
-        """Insert the snapshot of `document`; one already there (same content) is fine."""
-        with contextlib.suppress(DuplicateKeyError):
+        self, document: Document, stored: StoredContent, change: Change, sequence: int
+    ) -> bool:
+        """Insert the snapshot of `document`; False if one was already there."""
+        try:
             await VersionRecord.get_pymongo_collection().insert_one(
-                version_fields(document, stored, change)
+                {**version_fields(document, stored, change), "sequence": sequence}
             )
+        except DuplicateKeyError:
+            return False
+        return True
 
 
 def _filters(query: ListQuery) -> dict[str, Any]:

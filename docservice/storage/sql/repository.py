@@ -44,6 +44,7 @@ from sqlalchemy.sql.expression import Executable
 
 from docservice._proto.document import Document
 from docservice.core.errors import Unavailable
+from docservice.core.feed import EventPage, FeedPosition
 from docservice.core.model import (
     change_values,
     editable_values,
@@ -74,7 +75,7 @@ from docservice.storage.history import (
 from docservice.storage.idempotency import create_once
 from docservice.storage.listing import equality_filters, page_of, rows_to_fetch
 from docservice.storage.retries import retry_transient
-from docservice.storage.sql import search
+from docservice.storage.sql import feed, search
 from docservice.storage.sql.history import CHAIN_BELOW, FRESH_BY_ID, TIP, VERSION, tip_of
 from docservice.storage.sql.querying import after_condition, filter_condition, order_columns
 from docservice.storage.sql.schema import document_tags, document_versions, documents
@@ -256,12 +257,12 @@ class SqlDocumentRepository(DocumentRepository):
                 params = {"match_id": previous.id, "match_version": previous.version}
                 tip = tip_of((await conn.execute(TIP, params)).one())
                 stored = self._next_content(document, previous, tip)
-            await conn.execute(_INSERT_SNAPSHOT, _snapshot_values(document, stored, change))
             if document.tags != previous.tags:
                 await conn.execute(
                     delete(document_tags).where(document_tags.c.document_id == document.id)
                 )
                 await _insert_tags(conn, document)
+            await _insert_version(conn, document, stored, change)
             return True
 
         return await self._write(compare_and_set)
@@ -356,6 +357,14 @@ class SqlDocumentRepository(DocumentRepository):
         rows = await self._read(lambda conn: _all(conn, VERSION, params))
         return sorted(rows, key=_version)
 
+    @_retry
+    async def feed_position(self) -> FeedPosition:
+        return await self._read(feed.position)
+
+    @_retry
+    async def events(self, after: int, limit: int) -> EventPage:
+        return await self._read(lambda conn: feed.events_after(conn, after, limit))
+
     async def migrate(self) -> None:
         from docservice.storage.sql.migrate import upgrade
 
@@ -413,9 +422,10 @@ class SqlDocumentRepository(DocumentRepository):
                 **_content_values(document),
             },
         )
-        stored = first_content(document.content, document.version)
-        await conn.execute(_INSERT_SNAPSHOT, _snapshot_values(document, stored, change))
         await _insert_tags(conn, document)
+        await _insert_version(
+            conn, document, first_content(document.content, document.version), change
+        )
         return True
 
 
@@ -465,6 +475,16 @@ async def _all(
     conn: AsyncConnection, statement: Executable, params: dict[str, Any]
 ) -> list[Row[Any]]:
     return list((await conn.execute(statement, params)).all())
+
+
+async def _insert_version(
+    conn: AsyncConnection, document: Document, stored: StoredContent, change: Change
+) -> None:
+    """The version row, numbered in the change feed: the transaction's last statement, so
+    that the feed's counter is held as briefly as can be (storage/sql/feed.py)."""
+    values = _snapshot_values(document, stored, change)
+    values["sequence"] = await feed.next_sequence(conn)
+    await conn.execute(_INSERT_SNAPSHOT, values)
 
 
 async def _insert_tags(conn: AsyncConnection, document: Document) -> None:

@@ -26,7 +26,14 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
-__all__ = ["UtcDateTime", "document_tags", "document_versions", "documents", "metadata"]
+__all__ = [
+    "UtcDateTime",
+    "document_feed",
+    "document_tags",
+    "document_versions",
+    "documents",
+    "metadata",
+]
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -126,6 +133,9 @@ document_versions = Table(
     *_content_columns(),
     *_history_columns(),
     *_audit_columns(),
+    # The version's place in the change feed (storage/sql/feed.py); every write sets it.
+    Column("sequence", BigInteger, nullable=True),
+    Index("ix_document_versions_sequence", "sequence", unique=True),
 )
 # The rows that hold content (keyframes and deltas), for reading a chain past the rows between.
 Index(
@@ -143,4 +153,13 @@ document_tags = Table(
     Column("document_id", String(36), ForeignKey("documents.id"), primary_key=True),
     Column("tag", Text, primary_key=True),
     Index("ix_document_tags_tag", "tag", "document_id"),
+)
+
+# The change feed's one row: the log's identity and the last sequence handed out.
+document_feed = Table(
+    "document_feed",
+    metadata,
+    Column("id", SmallInteger, primary_key=True),
+    Column("log_id", String(32), nullable=False),
+    Column("head", BigInteger, nullable=False),
 )
