@@ -127,7 +127,7 @@ class DocumentEvents:
             last_sent = time.monotonic()
             while not self._feed.closed:
                 wait = max(0.0, last_sent + self._heartbeat_seconds - time.monotonic())
-                page = await self._feed.after(cursor, wait)
+                page = await self._feed.after(cursor, wait, where)
                 for event in page.events:
                     if matches(where, event.document):
                         message = await self._message(log_id, event, request)

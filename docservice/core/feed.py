@@ -40,6 +40,7 @@ from docservice.core.errors import (
     InvalidArgument,
     ResourceExhausted,
 )
+from docservice.core.filtering import Node, matches
 from docservice.core.repository import Change, DocumentRepository
 
 __all__ = [
@@ -166,7 +167,7 @@ class Feed:
         self._floor = 0
         self._through = 0
         self._ready = asyncio.Event()  # set once the follower knows where the log stands
-        self._changed = asyncio.Condition()
+        self._waiters: set[_Waiter] = set()
         self._nudged = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -184,8 +185,7 @@ class Feed:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        async with self._changed:
-            self._changed.notify_all()
+        self._notify()
 
     @property
     def closed(self) -> bool:
@@ -200,9 +200,12 @@ class Feed:
         """A write through this process was acknowledged: read the log now."""
         self._nudged.set()
 
-    async def after(self, sequence: int, wait_seconds: float) -> EventPage:
+    async def after(
+        self, sequence: int, wait_seconds: float, where: Node | None = None
+    ) -> EventPage:
         """The events after `sequence`, at most BATCH: from the buffer when it covers them,
-        else from the store. With none yet, waits up to `wait_seconds` for some."""
+        else from the store. With none yet, waits up to `wait_seconds` for one that `where`
+        matches (the events it skips come with the next call)."""
         if not self._ready.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ready.wait(), wait_seconds)
@@ -213,12 +216,18 @@ class Feed:
         page = self._buffered_after(sequence)
         if page.events or self._closed:
             return page
-        async with self._changed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self._through > sequence or self._closed),
-                    wait_seconds,
-                )
+        if self._through <= sequence:
+            # Woken by the follower only for an event the filter matches, so that idle
+            # watchers cost a filter check per event, not a wake-up. (An Event: waiting on it
+            # is safe to cancel, as a watcher's client may go away at any time.)
+            waiter = _Waiter(where)
+            self._waiters.add(waiter)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait_seconds):
+                        await waiter.woken.wait()
+            finally:
+                self._waiters.discard(waiter)
         if sequence < self._floor:
             return await self._repository.events(sequence, BATCH)
         return self._buffered_after(sequence)
@@ -251,13 +260,18 @@ class Feed:
                 self._failed = False
             if page.through > self._through:
                 self._extend(page)
-                async with self._changed:
-                    self._changed.notify_all()
+                self._notify(page.events)
                 if len(page.events) == BATCH:
                     continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._nudged.wait(), self._poll_seconds)
             self._nudged.clear()
+
+    def _notify(self, events: list[FeedEvent] | None = None) -> None:
+        """Wake the waiting watchers that one of `events` concerns (None: every one)."""
+        for waiter in self._waiters:
+            if events is None or any(matches(waiter.where, e.document) for e in events):
+                waiter.woken.set()
 
     def _failing(self, problem: str) -> None:
         """Log the first failure of an outage (with its cause), not every poll's."""
@@ -277,3 +291,13 @@ class Feed:
 
 def _sequence(event: FeedEvent) -> int:
     return event.sequence
+
+
+class _Waiter:
+    """A watcher waiting for an event its filter matches."""
+
+    __slots__ = ("where", "woken")
+
+    def __init__(self, where: Node | None) -> None:
+        self.where = where
+        self.woken = asyncio.Event()
