@@ -134,7 +134,7 @@ class App:
     async def stop(self) -> None:
         """Refuse new calls, let running ones finish (bounded), then close everything."""
         grace = self.settings.shutdown_grace_seconds
-        await self.feed.close()  # watch streams end, telling their clients where to resume
+        self.feed.close()  # watch streams end, telling their clients where to resume
         if not await self.in_flight.drain(grace):
             log.warning(
                 "%d calls still running after %.1f s; cancelling", self.in_flight.count, grace
@@ -142,6 +142,7 @@ class App:
         self.server.close()
         await self.server.wait_closed()
         await self.watch.stop()
+        await self.feed.wait_closed()
         self.telemetry.close()
         await self.repository.close()
 

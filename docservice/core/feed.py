@@ -178,14 +178,18 @@ class Feed:
         is down at start-up delays the feed, not the server)."""
         self._task = asyncio.create_task(self._follow(), name="docservice feed")
 
-    async def close(self) -> None:
-        """Stop following and end every watcher's wait (they end their streams)."""
+    def close(self) -> None:
+        """End every watcher's wait (they end their streams) and have the follower stop after
+        the read it may be making: not cancelled inside it, which on PostgreSQL means
+        cancelling the statement on the server and closing the connection, slowly. Returns
+        at once; `wait_closed` waits for the follower."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
         self._notify()
+        self._nudged.set()
+
+    async def wait_closed(self) -> None:
+        if self._task is not None:
+            await self._task
 
     @property
     def closed(self) -> bool:
@@ -239,16 +243,18 @@ class Feed:
         return EventPage(events, through)
 
     async def _follow(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 position = await self._repository.feed_position()
                 break
             except Exception:  # the store is down: watchers wait, and this tries again
                 self._failing("could not find the event log")
                 await asyncio.sleep(self._poll_seconds)
+        else:
+            return
         self._floor = self._through = position.head
         self._ready.set()
-        while True:
+        while not self._closed:
             try:
                 page = await self._repository.events(self._through, BATCH)
             except Exception:  # the store is down: watchers wait, and this tries again
