@@ -50,13 +50,6 @@ STREAMS_PER_CHANNEL = 10
 BATCH = 5_000
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
-
-
 # -- watchers, in a process of their own ------------------------------------------------------
 
 
@@ -173,10 +166,11 @@ def latency(target: str, watchers: int, seconds: float) -> str:
                 delays.append(max(0.0, arrivals[event_id] - acked))
             else:
                 missing += 1
+    delivered = Result(latencies=delays)
     return (
         f"{watchers} watcher{'s' if watchers > 1 else ''}, {WRITES_PER_SECOND} writes/s: "
-        f"commit-to-delivery p50 {_percentile(delays, 0.5):.1f} ms, p99 "
-        f"{_percentile(delays, 0.99):.1f} ms ({len(delays)} deliveries"
+        f"commit-to-delivery p50 {delivered.percentile(0.5):.1f} ms, p99 "
+        f"{delivered.percentile(0.99):.1f} ms ({len(delays)} deliveries"
         f"{f', {missing} MISSING' if missing else ''})"
     )
 

@@ -104,6 +104,12 @@ Message = Annotated[
     typer.Option("--message", "-m", help="Why: recorded with the new version.", show_default=False),
 ]
 PageSize = Annotated[int, typer.Option(min=0, help="Items per page (0: the server's default).")]
+EventFilter = Annotated[
+    str, typer.Option("--filter", help="AIP-160, as list's, plus id.", show_default=False)
+]
+IncludeDocument = Annotated[
+    bool, typer.Option("--include-document", help="Each event with its document.")
+]
 PageToken = Annotated[
     str, typer.Option(help="next_page_token of the previous page.", show_default=False)
 ]
@@ -420,16 +426,12 @@ def blame(
 @client_command
 def events(
     opts: ClientOptions,
-    filter_: Annotated[
-        str, typer.Option("--filter", help="AIP-160, as list's, plus id.", show_default=False)
-    ] = "",
+    filter_: EventFilter = "",
     start: Annotated[
         str,
         typer.Option("--from", help="After this token (default: the start).", show_default=False),
     ] = "",
-    include_document: Annotated[
-        bool, typer.Option("--include-document", help="Each event with its document.")
-    ] = False,
+    include_document: IncludeDocument = False,
     page_size: PageSize = 0,
     page_token: PageToken = "",
 ) -> None:
@@ -456,18 +458,14 @@ def events(
 @client_command
 def watch(
     opts: ClientOptions,
-    filter_: Annotated[
-        str, typer.Option("--filter", help="AIP-160, as list's, plus id.", show_default=False)
-    ] = "",
+    filter_: EventFilter = "",
     start: Annotated[
         str,
         typer.Option(
             "--from", help="Resume after this token (default: from now).", show_default=False
         ),
     ] = "",
-    include_document: Annotated[
-        bool, typer.Option("--include-document", help="Each event with its document.")
-    ] = False,
+    include_document: IncludeDocument = False,
     count: Annotated[int, typer.Option(min=0, help="Stop after this many events (0: never).")] = 0,
 ) -> None:
     """Follow the change feed: print events as they come (--json: one JSON object a line);

@@ -41,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import uuid
-from typing import Any, TypeVar
+from typing import Any
 
 from beanie import SortDirection, init_beanie
 from pymongo import AsyncMongoClient
@@ -97,7 +97,6 @@ from docservice.storage.mongo.search import SEARCH_FIELDS, Analyzer, Search
 
 __all__ = ["MongoDocumentRepository"]
 
-T = TypeVar("T")
 
 # Server selection and connection timeouts short enough for the retry budget (< 2 s in all).
 TIMEOUT_MS = 400
