@@ -65,6 +65,10 @@ class StoredContent(BaseModel):
     changed_by: str = ""
     change_message: str = ""
     reverted_from: int = 0
+    # The compare-and-set that made this version (None for a create): a retry of it whose reply
+    # was lost recognises its write here, on the document or, once it moved on, on the snapshot
+    # (repository.py).
+    write_id: str | None = None
 
 
 class DocumentRecord(BeanieDocument, StoredContent):
@@ -78,8 +82,6 @@ class DocumentRecord(BeanieDocument, StoredContent):
     content_depth: int | None = None
     content_bytes: int | None = None
     content_checksum: int | None = None
-    # The last compare-and-set's own id: a retry of it recognises its write (repository.py).
-    write_id: str | None = None
     # Full-text search (mongo/search.py); written with the rest, never read back here.
     search_terms: list[str] | None = None
     search_tf: dict[str, int] | None = None

@@ -18,9 +18,13 @@ Write protocol, without multi-document transactions (a standalone mongod has non
    p + 1})``: of concurrent writers exactly one matches; the others match nothing and retry
    from a fresh read. The new tip (and the delta against the content of p, which the writer
    has in hand) is computed before, from the tip of p. The update also sets a `write_id` of
-   this write alone: a retry after a reply lost in transit that matches nothing looks for it,
-   and reports success if its first attempt applied (never a lost race, which would make the
-   service apply the change twice). The search fields (mongo/search.py) travel in the same
+   this write alone, which every snapshot of version p + 1 carries too (the writer's own, or a
+   repair's made from the document): a retry after a reply lost in transit that matches nothing
+   looks for it on the document, then on snapshot p + 1, and reports success if its first
+   attempt applied (never a lost race, which would make the service apply the change twice).
+   The document first: it moves past p + 1 only after snapshot p + 1 exists (step 1 of the
+   next writer), so if it no longer holds the write_id, the snapshot already does, or the
+   write never applied. The search fields (mongo/search.py) travel in the same
    update, so the index needs no step of its own.
 3. Append. The winner inserts snapshot p + 1, then acknowledges the write.
 
@@ -41,7 +45,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import uuid
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, NamedTuple
 
 from beanie import SortDirection, init_beanie
 from pymongo import AsyncMongoClient
@@ -109,6 +114,16 @@ _retry = retry
 # A chain's holders are looked up by _id when its span has at most this many versions.
 MAX_SPAN_IDS = 256
 CHAIN_FIELDS = ["version", *CONTENT_FIELDS]
+
+
+class Current(NamedTuple):
+    """What `_find_document` reads: the document, the tip of its version's content, the change
+    that made it and that change's write_id (None for a create)."""
+
+    document: Document
+    tip: Tip | None
+    change: Change
+    write_id: str | None
 
 
 class ChainRecord:
@@ -200,7 +215,7 @@ class MongoDocumentRepository(DocumentRepository):
         found = await self._find_document(document_id)
         if found is None:
             return None
-        document, tip, _ = found
+        document, tip = found.document, found.tip
         if fresh and tip is not None:  # remembered for the write that follows
             self._tips.remember(document_id, document.version, tip)
         return document
@@ -217,7 +232,7 @@ class MongoDocumentRepository(DocumentRepository):
 
         async def insert() -> None:
             await self._insert_document(record)
-            await self._publish(document, stored, change)
+            await self._publish(document, stored, change, None)
 
         return await create_once(
             document,
@@ -239,7 +254,7 @@ class MongoDocumentRepository(DocumentRepository):
         fields = self._changed_fields(document, previous, stored.tip, change)
         if not await self._compare_and_set(document, fields, previous.version):
             return False
-        await self._publish(document, stored, change)
+        await self._publish(document, stored, change, fields["write_id"])
         return True
 
     def _changed_fields(
@@ -259,9 +274,9 @@ class MongoDocumentRepository(DocumentRepository):
         if tip is not None:
             return tip
         found = await self._find_document(previous.id)
-        if found is None or found[0].version != previous.version:
+        if found is None or found.document.version != previous.version:
             return None
-        return found[1]
+        return found.tip
 
     async def list_page(self, query: ListQuery) -> Page:
         await self._ensure_ready()
@@ -324,11 +339,10 @@ class MongoDocumentRepository(DocumentRepository):
         if len(history) < limit:  # the end of the history: is the newest snapshot missing?
             found = await self._find_document(document_id)
             newest = history[-1].version if history else after_version
-            if found is not None and found[0].version == newest + 1 and limit > 0:
-                current, tip, change = found
-                if tip is not None:
-                    await self._repair_snapshot(current, tip, change)
-                history.append(Snapshot.of(current, change))
+            if found is not None and found.document.version == newest + 1 and limit > 0:
+                if found.tip is not None:
+                    await self._repair_snapshot(found.document, found.tip, found)
+                history.append(Snapshot.of(found.document, found.change))
         return history
 
     async def version(self, document_id: str, version: int) -> Snapshot | None:
@@ -348,9 +362,9 @@ class MongoDocumentRepository(DocumentRepository):
             content = Rebuild(document_id).contents([*rows, record], version)
             return Snapshot.of(document_of(record, document_id, content), stored_change(record))
         found = await self._find_document(document_id)  # the newest may await its repair
-        if found is None or found[0].version != version:
+        if found is None or found.document.version != version:
             return None
-        return Snapshot.of(found[0], found[2])
+        return Snapshot.of(found.document, found.change)
 
     async def feed_position(self) -> FeedPosition:
         await self._ensure_ready()
@@ -378,15 +392,16 @@ class MongoDocumentRepository(DocumentRepository):
         )
 
     @_retry
-    async def _find_document(self, document_id: str) -> tuple[Document, Tip | None, Change] | None:
-        """The document, the tip of its version's content and the change that made it."""
+    async def _find_document(self, document_id: str) -> Current | None:
         row = await DocumentRecord.get_pymongo_collection().find_one(
             {"_id": document_id}, projection=NOT_SEARCH
         )
         if row is None:
             return None
         record = DocumentRecord.model_validate(row)
-        return document_of(record, document_id), tip_of(record), stored_change(record)
+        return Current(
+            document_of(record, document_id), tip_of(record), stored_change(record), record.write_id
+        )
 
     @_retry
     async def _find_by_request_id(self, request_id: str) -> Document | None:
@@ -480,10 +495,15 @@ class MongoDocumentRepository(DocumentRepository):
         if result.matched_count == 1:
             return True
         # This may be a retry (retries.py) of an attempt whose reply was lost after it applied:
-        # the document then holds exactly this write (its write_id), and reporting a lost race
-        # would make the service apply the change a second time.
-        ours = {"_id": document.id, "write_id": fields["write_id"]}
-        return await collection.find_one(ours, projection={"_id": 1}) is not None
+        # the document, or once it moved on the snapshot of this version, then holds exactly
+        # this write (its write_id), and reporting a lost race would make the service apply the
+        # change a second time. The document first (see the module docstring).
+        write_id = fields["write_id"]
+        if await collection.find_one({"_id": document.id, "write_id": write_id}, {"_id": 1}):
+            return True
+        snapshot = {"_id": version_id(document.id, document.version), "write_id": write_id}
+        versions = VersionRecord.get_pymongo_collection()
+        return await versions.find_one(snapshot, {"_id": 1}) is not None
 
     @_retry
     async def _snapshot_exists(self, document: Document) -> bool:
@@ -493,25 +513,28 @@ class MongoDocumentRepository(DocumentRepository):
         return found is not None
 
     async def _repair_snapshot(
-        self, document: Document, tip: Tip, change: Change | None = None
+        self, document: Document, tip: Tip, current: Current | None = None
     ) -> None:
         """Step 1: write the snapshot of `document` (at the version it is at) if it is missing,
-        with the change the document record carries (read again unless given)."""
+        with the change and write_id the document record carries (read again unless given)."""
         if await self._snapshot_exists(document):
             return
-        if change is None:
-            found = await self._find_document(document.id)
-            if found is None or found[0].version != document.version:
+        if current is None:
+            current = await self._find_document(document.id)
+            if current is None or current.document.version != document.version:
                 return  # it moved on, so its snapshot was written (the protocol's invariant)
-            change = found[2]
         stored = repaired_content(document.content, document.version, tip)
-        await self._publish(document, stored, change)
+        await self._publish(document, stored, current.change, current.write_id)
 
-    async def _publish(self, document: Document, stored: StoredContent, change: Change) -> None:
+    async def _publish(
+        self, document: Document, stored: StoredContent, change: Change, write_id: str | None
+    ) -> None:
         """Step 3: the snapshot, numbered in the change feed (mongo/feed.py)."""
-        await self._feed.publish(
-            document, lambda sequence: self._insert_snapshot(document, stored, change, sequence)
-        )
+
+        def insert(sequence: int) -> Coroutine[Any, Any, bool]:
+            return self._insert_snapshot(document, stored, change, write_id, sequence)
+
+        await self._feed.publish(document, insert)
 
     async def _repair_for_feed(self, document_id: str, version: int, sequence: int) -> bool:
         """Snapshot `version` from the document, if it is still at that version, numbered
@@ -519,21 +542,27 @@ class MongoDocumentRepository(DocumentRepository):
         found = await self._find_document(document_id)
         if found is None:
             return False
-        document, tip, change = found
+        document, tip, change, write_id = found
         if document.version != version or tip is None:
             return False
         stored = repaired_content(document.content, document.version, tip)
-        return await self._insert_snapshot(document, stored, change, sequence)
+        return await self._insert_snapshot(document, stored, change, write_id, sequence)
 
     @_retry
     async def _insert_snapshot(
-        self, document: Document, stored: StoredContent, change: Change, sequence: int
+        self,
+        document: Document,
+        stored: StoredContent,
+        change: Change,
+        write_id: str | None,
+        sequence: int,
     ) -> bool:
         """Insert the snapshot of `document`; False if one was already there."""
+        fields = version_fields(document, stored, change)
+        if write_id is not None:
+            fields["write_id"] = write_id
         try:
-            await VersionRecord.get_pymongo_collection().insert_one(
-                {**version_fields(document, stored, change), "sequence": sequence}
-            )
+            await VersionRecord.get_pymongo_collection().insert_one(fields | {"sequence": sequence})
         except DuplicateKeyError:
             return False
         return True
