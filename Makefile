@@ -4,6 +4,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTO_OUT := docservice/_proto
 PROTO_OPTS := client_generation=async,server_generation=async,google_protobuf_descriptors
+# google/api/annotations.proto (the HTTP routes) comes with googleapis-common-protos.
+GOOGLEAPIS_ROOT := import google.api, pathlib; print(pathlib.Path(google.api.__path__[0]).parent.parent)
 
 .PHONY: install run test proto migrate lint fmt clean bench up down
 
@@ -28,6 +30,7 @@ migrate: $(STAMP)
 proto: $(STAMP)
 	rm -rf $(PROTO_OUT) && mkdir -p $(PROTO_OUT)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m grpc_tools.protoc -I proto \
+		-I "$$($(BIN)/python -c "$(GOOGLEAPIS_ROOT)")" \
 		--python_betterproto2_out=$(PROTO_OUT) \
 		--python_betterproto2_opt=$(PROTO_OPTS) proto/document.proto
 

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import google.api
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -36,6 +38,8 @@ def test_committed_code_matches_fresh_generation(tmp_path: Path) -> None:
             "grpc_tools.protoc",
             "-I",
             str(ROOT / "proto"),
+            "-I",
+            str(Path(google.api.__path__[0]).parent.parent),  # google/api/annotations.proto
             f"--python_betterproto2_out={out}",
             f"--python_betterproto2_opt={options}",
             str(ROOT / "proto" / "document.proto"),
