@@ -1,4 +1,5 @@
-"""Wiring: settings -> repository (factory) -> service -> grpclib server, and its lifecycle."""
+"""Wiring: settings -> repository (factory) -> service -> the gRPC and HTTP servers, and their
+lifecycle."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from docservice.grpc.in_flight import InFlight
 from docservice.grpc.server import ClosingServer
 from docservice.grpc.servicer import SERVICE_PATH, DocumentServicer
 from docservice.grpc.telemetry import Telemetry
+from docservice.http.server import HttpServer
 from docservice.settings import DbType, Settings
 
 __all__ = ["App", "create_app", "make_repository", "serve"]
@@ -84,8 +86,8 @@ def make_repository(settings: Settings) -> DocumentRepository:
     )
 
 
-def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
-    """TLS for the server when TLS_CERT_FILE/TLS_KEY_FILE are set; client certificates are
+def server_ssl_context(settings: Settings, alpn: str = "h2") -> ssl.SSLContext | None:
+    """TLS for a server when TLS_CERT_FILE/TLS_KEY_FILE are set; client certificates are
     required when TLS_CLIENT_CA_FILE is set too."""
     if settings.tls_cert_file is None or settings.tls_key_file is None:
         return None
@@ -94,7 +96,7 @@ def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     if settings.tls_client_ca_file is not None:
         context.load_verify_locations(settings.tls_client_ca_file)
         context.verify_mode = ssl.CERT_REQUIRED
-    context.set_alpn_protocols(["h2"])
+    context.set_alpn_protocols([alpn])
     return context
 
 
@@ -107,6 +109,7 @@ class App:
     telemetry: Telemetry
     watch: DatabaseWatch
     feed: Feed
+    http: HttpServer | None = None
 
     async def start(self) -> None:
         settings = self.settings
@@ -121,6 +124,11 @@ class App:
             ssl=server_ssl_context(settings),
             reuse_port=settings.workers != 1,  # several worker processes share the port
         )
+        if self.http is not None:
+            await self.http.start()
+            log.info(
+                "serving HTTP/JSON and the console on %s:%d", settings.http_host, self.http.port
+            )
         log.info(
             "serving document.DocumentService on %s:%d (%s%s%s%s)",
             settings.grpc_host,
@@ -140,6 +148,8 @@ class App:
                 "%d calls still running after %.1f s; cancelling", self.in_flight.count, grace
             )
         self.server.close()
+        if self.http is not None:
+            await self.http.stop()
         await self.server.wait_closed()
         await self.watch.stop()
         await self.feed.wait_closed()
@@ -172,12 +182,13 @@ async def create_app(settings: Settings) -> App:
         max_page_size=settings.max_page_size,
         heartbeat_seconds=settings.watch_heartbeat_seconds,
     )
+    authenticator = Authenticator(settings) if settings.auth_enabled else None
     servicer = DocumentServicer(
         DocumentService(repository, settings, on_write=feed.nudge),
         events,
         in_flight,
         telemetry,
-        authenticated=settings.auth_enabled,
+        authenticator=authenticator,
     )
     watch = DatabaseWatch(repository, settings.health_check_interval_seconds)
     services = [servicer, watch.health_service(servicer)]
@@ -195,9 +206,16 @@ async def create_app(settings: Settings) -> App:
         grpclib_enforces=deadlines.grpclib_enforces,
     )
     accept_header_lists_up_to(server, HEADER_LIST_HARD_LIMIT)
-    if settings.auth_enabled:
-        Authenticator(settings).attach(server, on_reject=telemetry.rejected)
-    return App(settings, repository, server, in_flight, telemetry, watch, feed)
+    if authenticator is not None:
+        authenticator.attach(server, on_reject=telemetry.rejected)
+    http = None
+    if settings.http_enabled:
+        from docservice.http.server import create_http_app
+
+        http = HttpServer(
+            create_http_app(servicer, settings), settings, server_ssl_context(settings, "http/1.1")
+        )
+    return App(settings, repository, server, in_flight, telemetry, watch, feed, http)
 
 
 async def serve(settings: Settings) -> None:

@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     # Server processes sharing the port; 0 = one per core.
     workers: int = Field(1, ge=0)
 
+    # The HTTP/JSON face and the console (docservice/http), on the same loop as gRPC, with the
+    # same TLS; port 0 takes a free one. CORS_ORIGINS: the origins browsers may call it from
+    # (comma-separated, `*` for any); none by default.
+    http_enabled: bool = True
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     # Operations.
     metrics_port: int | None = Field(None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
@@ -97,7 +105,7 @@ class Settings(BaseSettings):
     feed_poll_seconds: float = Field(0.2, gt=0, le=60)
     watch_heartbeat_seconds: float = Field(5.0, gt=0, le=3600)
 
-    @field_validator("auth_jwt_algorithms", "auth_public_methods", mode="before")
+    @field_validator("auth_jwt_algorithms", "auth_public_methods", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

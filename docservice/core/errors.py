@@ -10,6 +10,7 @@ __all__ = [
     "InvalidArgument",
     "NotFound",
     "ResourceExhausted",
+    "StaleEtag",
     "Unavailable",
 ]
 
@@ -45,6 +46,14 @@ class NotFound(DocServiceError):
 
 class FailedPrecondition(DocServiceError):
     pass
+
+
+class StaleEtag(FailedPrecondition):
+    """The write named an etag the document no longer has (AIP-154)."""
+
+    def __init__(self, document_id: str, etag: str, current: str) -> None:
+        super().__init__(f"etag {etag} is stale: document {document_id} is at {current}")
+        self.document_id = document_id
 
 
 class Aborted(DocServiceError):

@@ -40,6 +40,7 @@ from docservice.core.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    StaleEtag,
 )
 from docservice.core.filtering import parse_filter, parse_order_by
 from docservice.core.history import History, VersionsPage, check_budget, is_legacy
@@ -351,9 +352,7 @@ class DocumentService:
             if deleted and not current.is_deleted:
                 raise FailedPrecondition(f"document {document_id} is not deleted")
             if etag and etag != current.etag:
-                raise FailedPrecondition(
-                    f"etag {etag} is stale: document {document_id} is at {current.etag}"
-                )
+                raise StaleEtag(document_id, etag, current.etag)
             now = _after(current.updated_at)
             changes = mutate(current, now)
             if changes is None:

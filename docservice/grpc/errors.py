@@ -18,13 +18,16 @@ from docservice.core.errors import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
+    StaleEtag,
     Unavailable,
 )
 from docservice.core.feed import FeedUnavailable
 
-__all__ = ["grpc_status", "invalid_argument"]
+__all__ = ["ETAG_VIOLATION", "grpc_status", "invalid_argument"]
 
 log = logging.getLogger(__name__)
+# The PreconditionFailure violation type of a stale etag (the HTTP face answers it with 412).
+ETAG_VIOLATION = "ETAG"
 
 STATUS_OF: dict[type[DocServiceError], Status] = {
     InvalidArgument: Status.INVALID_ARGUMENT,
@@ -51,6 +54,8 @@ def grpc_status() -> Iterator[None]:
         raise invalid_argument(exc) from None
     except FeedUnavailable as exc:
         raise feed_unavailable(exc) from None
+    except StaleEtag as exc:
+        raise _precondition_failure(ETAG_VIOLATION, f"documents/{exc.document_id}", exc) from None
     except DocServiceError as exc:
         raise GRPCError(STATUS_OF[type(exc)], str(exc)) from None
     except Exception:
@@ -61,13 +66,14 @@ def grpc_status() -> Iterator[None]:
 def feed_unavailable(exc: FeedUnavailable) -> GRPCError:
     """FAILED_PRECONDITION with `google.rpc.PreconditionFailure` details whose violation's
     subject is the earliest valid resume token."""
-    details = error_details_pb2.PreconditionFailure(
-        violations=[
-            error_details_pb2.PreconditionFailure.Violation(
-                type="RESUME_TOKEN", subject=exc.earliest, description=str(exc)
-            )
-        ]
+    return _precondition_failure("RESUME_TOKEN", exc.earliest, exc)
+
+
+def _precondition_failure(kind: str, subject: str, exc: Exception) -> GRPCError:
+    violation = error_details_pb2.PreconditionFailure.Violation(
+        type=kind, subject=subject, description=str(exc)
     )
+    details = error_details_pb2.PreconditionFailure(violations=[violation])
     return GRPCError(Status.FAILED_PRECONDITION, str(exc), [details])
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from typing import Any
 
@@ -33,6 +33,7 @@ from docservice._proto.document import (
     UpdateDocumentRequest,
     UpdateDocumentResponse,
     WatchDocumentsRequest,
+    WatchDocumentsResponse,
 )
 from docservice.core.errors import InvalidArgument
 from docservice.core.events import DocumentEvents
@@ -40,13 +41,13 @@ from docservice.core.model import parse_timestamp
 from docservice.core.service import DocumentService
 from docservice.core.validation import ACTOR_FIELD, check_actor
 from docservice.grpc import compat, deadlines, wire
-from docservice.grpc.auth import verified_subject
+from docservice.grpc.auth import Authenticator, verified_subject
 from docservice.grpc.codec import REQUEST, Encoded
 from docservice.grpc.errors import grpc_status, invalid_argument
 from docservice.grpc.in_flight import InFlight
 from docservice.grpc.telemetry import CallRecord, Telemetry
 
-__all__ = ["DocumentServicer"]
+__all__ = ["WRITE_METHODS", "DocumentServicer", "UnaryCall"]
 
 SERVICE = "/document.DocumentService"
 SERVICE_PATH = f"{SERVICE}/"
@@ -57,7 +58,14 @@ WRITE_METHODS = frozenset(
 )
 
 
+# A unary method: (request, actor) -> the response message, or its bytes (Encoded).
+UnaryCall = Callable[[Any, str], Awaitable[Any]]
+
+
 class DocumentServicer(DocumentServiceBase):
+    """The gRPC face; `invoke`, `watch` and `authenticate` serve the HTTP face (docservice.http)
+    the same calls with the same telemetry, in-flight count, auth and status mapping."""
+
     def __init__(
         self,
         service: DocumentService,
@@ -65,24 +73,15 @@ class DocumentServicer(DocumentServiceBase):
         in_flight: InFlight,
         telemetry: Telemetry,
         *,
-        authenticated: bool = False,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self._service = service
         self._events = events
-        self._authenticated = authenticated
+        self._authenticator = authenticator
+        self._authenticated = authenticator is not None
         self._in_flight = in_flight
         self._telemetry = telemetry
-
-    @contextmanager
-    def _call(self, method: str) -> Iterator[CallRecord]:
-        with self._telemetry.call(method) as record, self._in_flight.track(), grpc_status():
-            yield record
-
-    def __mapping__(self) -> dict[str, Handler]:
-        # Every handler is ours: the generated ones receive the request before any of this
-        # class's code runs, so a malformed one would go uncounted and unlogged, and a call
-        # that ended without a request message would fail with UNKNOWN.
-        calls: dict[str, Callable[[Any, str], Awaitable[Any]]] = {
+        self.calls: Mapping[str, UnaryCall] = {
             "GetDocument": self._get_document,
             "CreateDocument": self._create_document,
             "UpdateDocument": self._update_document,
@@ -97,6 +96,47 @@ class DocumentServicer(DocumentServiceBase):
             "SearchDocuments": self._search_documents,
             "ListDocumentEvents": self._list_document_events,
         }
+
+    def authenticate(self, method: str, authorization: str | None) -> None:
+        """Raise UNAUTHENTICATED or PERMISSION_DENIED (counted) unless auth is off or the token
+        lets `method` go ahead; sets the verified subject of the current task."""
+        if self._authenticator is None:
+            return
+        try:
+            self._authenticator.check(SERVICE_PATH + method, authorization)
+        except GRPCError as exc:
+            self._telemetry.rejected(method, exc.status)
+            raise
+
+    async def invoke(self, method: str, decode: Callable[[], Any], actor: str) -> Any:
+        """One unary call of the request `decode()` makes (it may raise InvalidArgument): the
+        response message, or its bytes (Encoded). `actor` is the unverified `x-actor` header,
+        used for writes when auth is off."""
+        with self._call(method):
+            request = decode()
+            call = self.calls[method]
+            return await call(request, self._actor_of(actor) if method in WRITE_METHODS else "")
+
+    async def watch(
+        self, decode: Callable[[], WatchDocumentsRequest]
+    ) -> AsyncIterator[WatchDocumentsResponse]:
+        """WatchDocuments' messages; the caller sends each before asking for the next."""
+        with self._telemetry.call("WatchDocuments"), grpc_status():
+            async for response in self._events.watch(decode()):
+                yield response
+                if response.event is not None:
+                    self._delivered(response.event.timestamp)
+
+    @contextmanager
+    def _call(self, method: str) -> Iterator[CallRecord]:
+        with self._telemetry.call(method) as record, self._in_flight.track(), grpc_status():
+            yield record
+
+    def __mapping__(self) -> dict[str, Handler]:
+        # Every handler is ours: the generated ones receive the request before any of this
+        # class's code runs, so a malformed one would go uncounted and unlogged, and a call
+        # that ended without a request message would fail with UNKNOWN.
+        calls = self.calls
         streams = {"WatchDocuments": self._watch_documents}
         mapping = super().__mapping__()
         assert mapping.keys() == {f"{SERVICE}/{m}" for m in (*calls, *streams)}, mapping.keys()
@@ -119,7 +159,7 @@ class DocumentServicer(DocumentServiceBase):
         return request
 
     def _handler(
-        self, method: str, call: Callable[[Any, str], Awaitable[Any]]
+        self, method: str, call: UnaryCall
     ) -> Callable[[Stream[Any, Any]], Awaitable[None]]:
         writes = method in WRITE_METHODS
 
@@ -183,8 +223,7 @@ class DocumentServicer(DocumentServiceBase):
         async for response in self._events.watch(message):
             await stream.send_message(response)
             if response.event is not None:
-                lag = time.time() - parse_timestamp(response.event.timestamp).timestamp()
-                self._telemetry.delivered(lag)
+                self._delivered(response.event.timestamp)
 
     async def _get_document_versions(self, message: GetDocumentVersionsRequest, _: str) -> Encoded:
         page = await self._service.versions(message)
@@ -221,13 +260,19 @@ class DocumentServicer(DocumentServiceBase):
     async def _revert_document(self, message: RevertDocumentRequest, actor: str) -> Document:
         return await self._service.revert(message, actor)
 
+    def _delivered(self, timestamp: str) -> None:
+        self._telemetry.delivered(time.time() - parse_timestamp(timestamp).timestamp())
+
     def _actor(self, stream: Stream[Any, Any]) -> str:
+        value = stream.metadata.get(ACTOR_FIELD, "") if stream.metadata else ""
+        return self._actor_of(value if isinstance(value, str) else "")
+
+    def _actor_of(self, header: str) -> str:
         """Who makes a write: the verified token subject when auth is on (clients cannot set
         it), otherwise the unverified `x-actor` header, or nobody."""
         if self._authenticated:
             return verified_subject()
-        value = stream.metadata.get(ACTOR_FIELD, "") if stream.metadata else ""
         try:
-            return check_actor(value if isinstance(value, str) else "")
+            return check_actor(header)
         except InvalidArgument as exc:
             raise invalid_argument(exc) from None

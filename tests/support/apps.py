@@ -18,6 +18,8 @@ async def running_app(settings: Settings) -> AsyncIterator[App]:
 
     Built inside the running loop, as grpclib binds its server to the current loop.
     """
+    if "http_port" not in settings.model_fields_set:  # a free port, never the default 8080
+        settings = settings.model_copy(update={"http_port": 0})
     app = await create_app(settings)
     await app.start()
     try:

@@ -26,9 +26,10 @@ _SETTINGS = {name.upper() for name in Settings.model_fields}
 
 def server_env(**settings: str) -> dict[str, str]:
     """This environment without any docservice setting (a developer's .env exports stay out),
-    quiet and with one worker unless told otherwise, plus `settings`."""
+    quiet, with one worker and the HTTP face on a free port unless told otherwise, plus
+    `settings`."""
     env = {k: v for k, v in os.environ.items() if k not in _SETTINGS}
-    return {**env, "LOG_LEVEL": "WARNING", "WORKERS": "1", **settings}
+    return {**env, "LOG_LEVEL": "WARNING", "WORKERS": "1", "HTTP_PORT": "0", **settings}
 
 
 @asynccontextmanager

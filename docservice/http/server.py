@@ -1,0 +1,224 @@
+"""The HTTP face: the annotated routes, `/openapi.json`, Server-Sent Events and the console.
+
+One Starlette app, served by uvicorn on the gRPC server's event loop; every route calls the
+gRPC servicer's own method (`DocumentServicer.invoke`), so both faces share the rules,
+validation, auth, errors, metrics and logs, with no gRPC hop between them.
+
+Etags travel as headers too: a document in a response comes with `ETag`; `If-Match` on a write
+is its etag (a stale one is 412); `If-None-Match` on a read of an unchanged document is 304.
+
+WatchDocuments is `text/event-stream`: each message is one event whose `id` is the resume token
+(so a browser's EventSource resumes with `Last-Event-ID` by itself), `event: heartbeat` for
+heartbeats, no event name for changes, and the data its WatchDocumentsResponse as JSON. An error
+before the first message (a bad token, too many watchers) is an ordinary error response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import socket
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+import uvicorn
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from docservice._proto.document import Document, WatchDocumentsResponse
+from docservice.core.errors import InvalidArgument
+from docservice.core.validation import ACTOR_FIELD
+from docservice.grpc.errors import grpc_status
+from docservice.grpc.servicer import DocumentServicer
+from docservice.http import routes
+from docservice.http.errors import error_response
+from docservice.http.openapi import openapi
+from docservice.http.transcode import Transcoder, to_json
+from docservice.settings import Settings
+
+__all__ = ["HttpServer", "create_http_app"]
+
+log = logging.getLogger(__name__)
+JSON = "application/json"
+EXPOSED_HEADERS = ["ETag"]
+ALLOWED_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", ACTOR_FIELD]
+ALLOWED_HEADERS += ["Last-Event-ID"]
+SSE_RETRY_MS = 1000
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def create_http_app(servicer: DocumentServicer, settings: Settings) -> Starlette:
+    body_limit = settings.max_message_bytes
+    table: list[BaseRoute] = []
+    # A template with a custom verb first: `/v1/documents/{id}` would match `x:restore` too.
+    for route in sorted(routes.routes(), key=lambda r: ":" not in r.template):
+        transcoder = Transcoder(route)
+        endpoint = (
+            _watch(servicer, transcoder)
+            if route.streaming
+            else _unary(servicer, transcoder, body_limit)
+        )
+        table.append(Route(route.template, endpoint, methods=[route.http_method]))
+    spec = openapi()
+    table.append(Route("/openapi.json", lambda _: JSONResponse(spec), methods=["GET"]))
+    console = resources.files("docservice.http") / "console"
+    table.append(Mount("/", StaticFiles(directory=str(console), html=True), name="console"))
+    middleware = []
+    if settings.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                allow_headers=ALLOWED_HEADERS,
+                expose_headers=EXPOSED_HEADERS,
+            )
+        )
+    handlers = {404: _no_route, 405: _no_route}
+    return Starlette(routes=table, middleware=middleware, exception_handlers=handlers)
+
+
+async def _no_route(request: Request, exc: Exception) -> Response:
+    """A path (or method) no route serves: NOT_FOUND (UNIMPLEMENTED), as a Status too."""
+    if isinstance(exc, HTTPException) and exc.status_code == 405:
+        method = f"{request.method} {request.url.path}"
+        return error_response(GRPCError(Status.UNIMPLEMENTED, f"{method} is not served"), 405)
+    return error_response(GRPCError(Status.NOT_FOUND, f"no such path: {request.url.path}"))
+
+
+def _unary(servicer: DocumentServicer, transcoder: Transcoder, body_limit: int) -> Endpoint:
+    method = transcoder.route.method
+
+    async def endpoint(request: Request) -> Response:
+        headers = request.headers
+        try:
+            servicer.authenticate(method, headers.get("authorization"))
+            body = await _body(request, body_limit) if transcoder.route.body else b""
+
+            def decode() -> Any:
+                return transcoder.request(
+                    request.path_params,
+                    request.query_params.multi_items(),
+                    body,
+                    headers.get("if-match"),
+                )
+
+            result = await servicer.invoke(method, decode, headers.get(ACTOR_FIELD, ""))
+        except GRPCError as exc:
+            return error_response(exc)
+        answer = transcoder.answer(result)
+        etag = answer.etag if isinstance(answer, Document) and answer.etag else None
+        if etag is not None and etag == headers.get("if-none-match"):
+            return Response(status_code=304, headers={"ETag": etag})
+        return Response(to_json(answer), headers={"ETag": etag} if etag else None, media_type=JSON)
+
+    return endpoint
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The body, refused (INVALID_ARGUMENT naming it) beyond MAX_MESSAGE_BYTES."""
+    with grpc_status():
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise InvalidArgument.of("body", f"must be at most {limit} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise InvalidArgument.of("body", f"must be at most {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _watch(servicer: DocumentServicer, transcoder: Transcoder) -> Endpoint:
+    async def endpoint(request: Request) -> Response:
+        query = request.query_params.multi_items()
+        last_event_id = request.headers.get("last-event-id")
+        if last_event_id and not any(k in ("resume_token", "resumeToken") for k, _ in query):
+            query.append(("resume_token", last_event_id))
+        try:
+            servicer.authenticate("WatchDocuments", request.headers.get("authorization"))
+            stream = servicer.watch(lambda: transcoder.request(request.path_params, query, b""))
+            first = await anext(stream)  # errors (a bad token, the cap) before any byte is sent
+        except GRPCError as exc:
+            return error_response(exc)
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(_events(first, stream), headers=headers, media_type=SSE)
+
+    return endpoint
+
+
+SSE = "text/event-stream"
+
+
+async def _events(
+    first: WatchDocumentsResponse, stream: AsyncIterator[WatchDocumentsResponse]
+) -> AsyncIterator[bytes]:
+    yield f"retry: {SSE_RETRY_MS}\n".encode() + _event(first)
+    try:
+        async for response in stream:
+            yield _event(response)
+    except GRPCError as exc:  # the stream cannot go on (the store went away): say so, end
+        log.info("watch stream ended: %s", exc.message)
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+
+
+def _event(response: WatchDocumentsResponse) -> bytes:
+    kind = b"" if response.event is not None else b"event: heartbeat\n"
+    return b"id: %s\n%sdata: %s\n\n" % (response.resume_token.encode(), kind, to_json(response))
+
+
+class HttpServer:
+    """uvicorn on the running loop, started and stopped with the app (no signal handlers of its
+    own: the app's handle SIGTERM)."""
+
+    def __init__(self, app: Starlette, settings: Settings, tls: ssl.SSLContext | None) -> None:
+        self._settings = settings
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
+        )
+        config.load()
+        if tls is not None:
+            config.ssl = tls
+        self._server = uvicorn.Server(config)
+        self._server.lifespan = config.lifespan_class(config)
+        self._task: asyncio.Task[None] | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        settings = self._settings
+        sock = socket.socket(socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if settings.workers != 1:  # several worker processes share the port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((settings.http_host, settings.http_port))
+        sock.setblocking(False)
+        self.port = sock.getsockname()[1]
+        await self._server.startup(sockets=[sock])
+        self._task = asyncio.create_task(self._server.main_loop())
+
+    async def stop(self) -> None:
+        """Stop accepting, let requests in progress finish (bounded by the grace), close."""
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        await self._task
+        await self._server.shutdown()

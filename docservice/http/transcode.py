@@ -1,0 +1,156 @@
+"""HTTP requests into request messages, response messages into JSON (AIP-127).
+
+JSON is the canonical proto3 JSON mapping, every field included (lowerCamelCase names, int64 as
+strings, enums by name): what `docservice ... --json` prints. Requests are read by protobuf's own
+JSON parser, field by field first, so that a bad value is an INVALID_ARGUMENT naming its field;
+unknown fields and query parameters are refused, not ignored. A request field comes from the
+path (`{id}`), else from the body when the route takes one (`body: "*"`), else from the query
+string (`?page_size=10&tags=a&tags=b`, snake_case or lowerCamelCase). `If-Match` is the etag.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import betterproto2
+from google.protobuf import json_format, message_factory
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message as ProtobufMessage
+
+from docservice._proto import document as messages
+from docservice.core.errors import FieldViolation, InvalidArgument
+from docservice.grpc.codec import Encoded
+from docservice.http.routes import Route
+
+__all__ = ["Transcoder"]
+
+_BOOLS = {"true": True, "false": False, "1": True, "0": False}
+BODY = "body"
+
+
+class Transcoder:
+    """One route's conversions."""
+
+    def __init__(self, route: Route) -> None:
+        self.route = route
+        self._protobuf: type[ProtobufMessage] = message_factory.GetMessageClass(route.request)
+        self._request: type[betterproto2.Message] = getattr(messages, route.request.name)
+        self._response: type[betterproto2.Message] = getattr(messages, route.response.name)
+        self._fields: dict[str, FieldDescriptor] = {}
+        for field in route.request.fields:
+            self._fields[field.name] = self._fields[field.json_name] = field
+        self.has_etag = "etag" in route.request.fields_by_name
+
+    def request(
+        self,
+        path: Mapping[str, str],
+        query: Iterable[tuple[str, str]],
+        body: bytes,
+        if_match: str | None = None,
+    ) -> Any:
+        """The request message; InvalidArgument naming each bad field."""
+        values: dict[str, Any] = {}  # by field name
+        given: dict[str, str] = {}  # each field's name as the client gave it
+        violations: list[FieldViolation] = []
+        if self.route.body == "*":
+            self._read_body(body, values, given, violations)
+        for key, value in query:
+            self._read_query(key, value, values, given, violations)
+        for name, value in path.items():
+            values[name] = value
+        if if_match is not None and self.has_etag:
+            if values.get("etag", if_match) != if_match:
+                violations.append(FieldViolation("etag", "differs from the If-Match header"))
+            values["etag"] = if_match
+        parsed = self._protobuf()
+        for name, value in values.items():
+            try:
+                json_format.ParseDict({name: value}, parsed)
+            except json_format.ParseError as exc:
+                violations.append(FieldViolation(given.get(name, name), _reason(exc)))
+        if violations:
+            raise InvalidArgument(violations)
+        return self._request.parse(parsed.SerializeToString())
+
+    def _read_body(
+        self,
+        body: bytes,
+        values: dict[str, Any],
+        given: dict[str, str],
+        bad: list[FieldViolation],
+    ) -> None:
+        if not body.strip():
+            return
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            bad.append(FieldViolation(BODY, f"is not JSON: {exc}"))
+            return
+        if not isinstance(document, dict):
+            bad.append(FieldViolation(BODY, "must be a JSON object"))
+            return
+        for key, value in document.items():
+            field = self._fields.get(key)
+            if field is None:
+                bad.append(FieldViolation(key, f"is no field of {self.route.request.name}"))
+            elif field.name in self.route.path_fields:
+                if value != "" and value is not None:
+                    bad.append(FieldViolation(key, "is given by the path, not the body"))
+            else:
+                values[field.name] = value
+                given[field.name] = key
+
+    def _read_query(
+        self,
+        key: str,
+        value: str,
+        values: dict[str, Any],
+        given: dict[str, str],
+        bad: list[FieldViolation],
+    ) -> None:
+        field = self._fields.get(key)
+        if field is None or field.name in self.route.path_fields or self.route.body == "*":
+            bad.append(FieldViolation(key, "is not a query parameter of this method"))
+            return
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            bad.append(FieldViolation(key, "cannot be given as a query parameter"))
+            return
+        converted: Any = value
+        if field.type == FieldDescriptor.TYPE_BOOL:
+            converted = _BOOLS.get(value.lower())
+            if converted is None:
+                bad.append(FieldViolation(key, f"must be true or false, not {value!r}"))
+                return
+        given[field.name] = key
+        if field.is_repeated:
+            values.setdefault(field.name, []).append(converted)
+        elif field.name in values:
+            bad.append(FieldViolation(key, "is given more than once"))
+        else:
+            values[field.name] = converted
+
+    def answer(self, result: Any) -> betterproto2.Message:
+        """The message the route answers with (the response, or its `response_body` field)."""
+        if isinstance(result, Encoded):
+            result = self._response.parse(result.data)
+        if self.route.response_body:
+            result = getattr(result, self.route.response_body)
+        assert isinstance(result, betterproto2.Message)
+        return result
+
+
+def to_json(message: betterproto2.Message) -> bytes:
+    """The canonical JSON of `message`, every field included."""
+    return json.dumps(
+        message.to_dict(include_default_values=True), ensure_ascii=False, separators=(",", ":")
+    ).encode()
+
+
+def _reason(exc: json_format.ParseError) -> str:
+    """protobuf's message without its "Failed to parse x field:" prefix (the field is named
+    apart) and without the message type's full name."""
+    text = str(exc)
+    _, found, rest = text.partition(" field: ")
+    return (rest if found else text).strip() or "is not valid"
