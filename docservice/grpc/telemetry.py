@@ -28,12 +28,21 @@ from prometheus_client.registry import Collector
 
 from docservice.storage import retries
 
-__all__ = ["CallRecord", "Telemetry", "configure_logging"]
+__all__ = ["REQUEST_ID_HEADER", "CallRecord", "Telemetry", "adopt_request_id", "configure_logging"]
 
 REQUEST_ID_HEADER = "x-request-id"
 MAX_REQUEST_ID_LENGTH = 128
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 log = logging.getLogger("docservice.calls")
+
+
+def adopt_request_id(given: object) -> str:
+    """The current call's request id, kept for its log lines: `given` (the caller's) when it is
+    a usable one, else a new one."""
+    usable = isinstance(given, str) and 0 < len(given) <= MAX_REQUEST_ID_LENGTH
+    request_id = given if usable and isinstance(given, str) else os.urandom(16).hex()
+    _request_id.set(request_id)
+    return request_id
 
 
 class _Deadline(Protocol):
@@ -170,11 +179,7 @@ class Telemetry:
         """Take the request id from each call's metadata and return it with the response."""
 
         async def on_request(event: RecvRequest) -> None:
-            given = event.metadata.get(REQUEST_ID_HEADER)
-            if isinstance(given, str) and 0 < len(given) <= MAX_REQUEST_ID_LENGTH:
-                _request_id.set(given)
-            else:
-                _request_id.set(os.urandom(16).hex())
+            adopt_request_id(event.metadata.get(REQUEST_ID_HEADER))
 
         async def on_metadata(event: SendInitialMetadata | SendTrailingMetadata) -> None:
             event.metadata[REQUEST_ID_HEADER] = _request_id.get()

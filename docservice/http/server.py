@@ -28,6 +28,7 @@ import uvicorn
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from starlette.applications import Starlette
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -35,12 +36,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docservice._proto.document import Document, WatchDocumentsResponse
 from docservice.core.errors import InvalidArgument
 from docservice.core.validation import ACTOR_FIELD
 from docservice.grpc.errors import grpc_status
 from docservice.grpc.servicer import DocumentServicer
+from docservice.grpc.telemetry import REQUEST_ID_HEADER, adopt_request_id
 from docservice.http import routes
 from docservice.http.errors import error_response
 from docservice.http.openapi import openapi
@@ -86,8 +89,30 @@ def create_http_app(servicer: DocumentServicer, settings: Settings) -> Starlette
                 expose_headers=EXPOSED_HEADERS,
             )
         )
+    middleware.append(Middleware(RequestIds))
     handlers = {404: _no_route, 405: _no_route}
     return Starlette(routes=table, middleware=middleware, exception_handlers=handlers)
+
+
+class RequestIds:
+    """Each request's id, as for gRPC calls: the caller's `x-request-id` or a new one, in every
+    log line of the request and returned as the `x-request-id` response header."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        request_id = adopt_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+            await send(message)
+
+        await self._app(scope, receive, send_with_id)
 
 
 async def _no_route(request: Request, exc: Exception) -> Response:

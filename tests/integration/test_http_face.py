@@ -3,6 +3,8 @@ store that is down, and the status mapping itself; and that it shares the gRPC f
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,7 +23,8 @@ from docservice.http.errors import HTTP_STATUS, error_response
 from docservice.settings import Settings
 from tests.support.apps import running_app
 from tests.support.backends import backend_settings
-from tests.support.http import status_body, violations
+from tests.support.http import server_sent_events, status_body, violations
+from tests.support.processes import server_env, server_process, wait_serving
 from tests.support.servers import free_port
 
 SECRET = "s3cret-for-http-tests-0123456789abcdef"
@@ -116,14 +119,17 @@ async def test_a_store_that_is_down_is_503() -> None:
         assert response.status_code == 503 and status_body(response)["code"] == 14
 
 
-async def test_http_calls_count_in_the_same_metrics(
+async def test_http_calls_count_in_the_same_metrics_with_request_ids(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     settings = backend_settings("sqlite", tmp_path, request)
     async with serving(settings) as (app, http):
         before = _calls(app, "GetDocument", "NOT_FOUND")
-        await http.get(f"/v1/documents/{uuid.uuid4()}")
+        given = await http.get(f"/v1/documents/{uuid.uuid4()}", headers={"x-request-id": "r-1"})
         assert _calls(app, "GetDocument", "NOT_FOUND") == before + 1
+        assert given.headers["x-request-id"] == "r-1"
+        made = (await http.get("/v1/documents")).headers["x-request-id"]
+        assert len(made) == 32 and made != (await http.get("/")).headers["x-request-id"]
 
 
 def _calls(app: App, method: str, status: str) -> float:
@@ -150,3 +156,36 @@ def test_a_stale_etag_is_412_and_other_failed_preconditions_400() -> None:
 
     assert error_response(failure("ETAG")).status_code == 412
     assert error_response(failure("RESUME_TOKEN")).status_code == 400
+
+
+async def test_sigterm_ends_event_streams_with_where_to_resume(tmp_path: Path) -> None:
+    """A server told to stop sends each open event stream a last heartbeat with its resume
+    token and ends it; the process exits cleanly, and the token resumes on a new server."""
+    grpc_port, http_port = free_port(), free_port()
+    env = server_env(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'docservice.db'}",
+        GRPC_PORT=str(grpc_port),
+        HTTP_PORT=str(http_port),
+    )
+    base = f"http://127.0.0.1:{http_port}"
+    with (tmp_path / "server.log").open("ab") as log:
+        async with server_process(env, tmp_path, log) as process:
+            await wait_serving(grpc_port, process)
+            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                async with asyncio.timeout(30):
+                    async with http.stream("GET", "/v1/events:watch") as response:
+                        events = server_sent_events(response)
+                        await anext(events)
+                        body = {"title": "t", "author": "a"}
+                        assert (await http.post("/v1/documents", json=body)).status_code == 200
+                        change = await anext(events)
+                        process.send_signal(signal.SIGTERM)
+                        rest = [event async for event in events]
+            assert [e.event for e in rest] == ["heartbeat"]
+            assert rest[0].id == change.id
+            assert await asyncio.wait_for(process.wait(), 30) == 0
+        async with server_process(env, tmp_path, log) as process:
+            await wait_serving(grpc_port, process)
+            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                page = await http.get("/v1/events", params={"resumeToken": rest[0].id})
+                assert page.status_code == 200 and page.json()["events"] == []
