@@ -18,10 +18,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     GRPC_HOST=0.0.0.0 \
     GRPC_PORT=50051 \
+    HTTP_HOST=0.0.0.0 \
+    HTTP_PORT=8080 \
     DATABASE_URL=sqlite+aiosqlite:////app/data/docservice.db
 WORKDIR /app
 USER docservice
-EXPOSE 50051
+EXPOSE 50051 8080
 VOLUME ["/app/data"]
 # With TLS on, add --tls --ca-file ... (or check from outside the container).
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \

@@ -45,7 +45,8 @@ def test_dockerfile_runs_unprivileged_with_a_healthcheck() -> None:
     assert re.search(
         r"^HEALTHCHECK .*\n\s+CMD \[\"docservice\", \"health\"", dockerfile, re.MULTILINE
     )
-    assert "GRPC_HOST=0.0.0.0" in dockerfile and "EXPOSE 50051" in dockerfile
+    assert "GRPC_HOST=0.0.0.0" in dockerfile and "EXPOSE 50051 8080" in dockerfile
+    assert "HTTP_HOST=0.0.0.0" in dockerfile
 
 
 def test_a_copy_of_env_example_is_a_valid_configuration(
