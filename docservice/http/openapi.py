@@ -43,15 +43,17 @@ _ERRORS = {
     404: "No such document or version.",
     409: "Too many writers at once on this document: try again.",
     412: "The etag (`If-Match`) is stale: the document changed meanwhile.",
-    429: "A limit was reached (open watch streams, response size).",
+    429: "A limit was reached (the response would be too large, or too many open watch streams).",
     503: "The document store cannot be reached: try again later.",
 }
 _ON_A_DOCUMENT = {"GetDocument", "GetDocumentVersions", "GetDocumentVersion", "BlameDocument"}
 _ON_A_DOCUMENT |= {"DiffDocumentVersions", "UpdateDocument", "DeleteDocument"}
 _ON_A_DOCUMENT |= {"RestoreDocument", "RevertDocument"}
 _CONDITIONAL = {"UpdateDocument", "DeleteDocument", "RestoreDocument", "RevertDocument"}
-_LIMITED = {"ListDocuments", "GetDocumentVersions", "SearchDocuments", "ListDocumentEvents"}
-_LIMITED |= {"WatchDocuments", "GetDocument", "GetDocumentVersion"}
+# RESOURCE_EXHAUSTED: a legacy-style page or a diff / blame over MAX_RESPONSE_BYTES, the cap on
+# open watch streams.
+_LIMITED = {"ListDocuments", "GetDocumentVersions", "DiffDocumentVersions", "BlameDocument"}
+_LIMITED |= {"WatchDocuments"}
 
 
 @cache

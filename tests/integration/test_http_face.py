@@ -98,12 +98,28 @@ async def test_cors_only_for_the_configured_origins(
 
 
 async def test_limits_answer_429_and_400(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    settings = backend_settings("sqlite", tmp_path, request, max_watchers=0, max_message_bytes=2048)
+    settings = backend_settings(
+        "sqlite",
+        tmp_path,
+        request,
+        max_watchers=0,
+        max_message_bytes=48 * 1024,
+        max_response_bytes=64 * 1024,
+    )
     async with serving(settings) as (_, http):
         capped = await http.get("/v1/events:watch")
         assert capped.status_code == 429 and status_body(capped)["code"] == 8
-        large = {"title": "t", "author": "a", "content": "x" * 4096}
-        assert violations(await http.post("/v1/documents", json=large)) == ["body"]
+        too_large = {"title": "t", "author": "a", "content": "x" * 64 * 1024}
+        assert violations(await http.post("/v1/documents", json=too_large)) == ["body"]
+        for _ in range(3):
+            large = {"title": "t", "author": "a", "content": "x" * 30 * 1024}
+            assert (await http.post("/v1/documents", json=large)).status_code == 200
+        # A page asked for without a page size is never cut (a legacy client could not see
+        # the token): over MAX_RESPONSE_BYTES it is refused. With a page size, a short page.
+        whole = await http.get("/v1/documents")
+        assert whole.status_code == 429 and status_body(whole)["code"] == 8
+        paged = await http.get("/v1/documents", params={"pageSize": 3})
+        assert paged.status_code == 200 and paged.json()["nextPageToken"]
 
 
 async def test_a_store_that_is_down_is_503() -> None:
