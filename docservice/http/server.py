@@ -38,7 +38,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from docservice._proto.document import Document, WatchDocumentsResponse
+from docservice._proto.document import WatchDocumentsResponse
 from docservice.core.errors import InvalidArgument
 from docservice.core.validation import ACTOR_FIELD
 from docservice.grpc.errors import grpc_status
@@ -54,6 +54,7 @@ __all__ = ["HttpServer", "create_http_app"]
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
+DOCUMENT = "document.Document"
 EXPOSED_HEADERS = ["ETag"]
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", ACTOR_FIELD]
 ALLOWED_HEADERS += ["Last-Event-ID"]
@@ -144,7 +145,7 @@ def _unary(servicer: DocumentServicer, transcoder: Transcoder, body_limit: int) 
         except GRPCError as exc:
             return error_response(exc)
         answer = transcoder.answer(result)
-        etag = answer.etag if isinstance(answer, Document) and answer.etag else None
+        etag = answer.etag if answer.DESCRIPTOR.full_name == DOCUMENT and answer.etag else None
         if etag is not None and etag == headers.get("if-none-match"):
             return Response(status_code=304, headers={"ETag": etag})
         return Response(to_json(answer), headers={"ETag": etag} if etag else None, media_type=JSON)
@@ -230,7 +231,10 @@ class HttpServer:
 
     async def start(self) -> None:
         settings = self._settings
-        sock = socket.socket(socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET)
+        family = socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET
+        # IPPROTO_TCP named: asyncio turns Nagle's algorithm off only on such sockets, and a
+        # response written as headers, then body would wait for the delayed ACK (40 ms).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if settings.workers != 1:  # several worker processes share the port
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
