@@ -63,7 +63,11 @@ def make_repository(settings: Settings) -> DocumentRepository:
         from docservice.storage.mongo.repository import MongoDocumentRepository
 
         repository = MongoDocumentRepository(
-            settings.mongo_url, settings.mongo_db, history, settings.search_language
+            settings.mongo_url,
+            settings.mongo_db,
+            history,
+            settings.search_language,
+            settings.mongo_timeout_ms,
         )
     if not settings.redis_url:
         return repository

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     database_url: str = ""
     mongo_url: str = "mongodb://127.0.0.1:27017"
     mongo_db: str = Field("docservice", min_length=1)
+    # How long a MongoDB server may take to be selected, connected to, or to answer its
+    # monitor's check before it counts as down (then: retries, UNAVAILABLE).
+    mongo_timeout_ms: int = Field(400, ge=50, le=60_000)
     migrate_on_start: bool = True
     log_level: str = Field("INFO", pattern=r"(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     log_format: Literal["text", "json"] = "text"

@@ -156,10 +156,13 @@ async def writers_without_etags(stubs: Sequence[DocumentServiceStub]) -> int:
             if seen < floor:
                 stale.append(f"{('get', 'list', 'history')[kind]} #{r}: v{seen} after v{floor}")
 
-    results, *_ = await asyncio.gather(
-        asyncio.gather(*(write(i) for i in range(WRITERS))),
-        *(read(r) for r in range(READERS)),
-    )
+    # A task group: a call that fails ends the others, rather than leaving them writing into
+    # the tests that follow.
+    async with asyncio.TaskGroup() as group:
+        writes = [group.create_task(write(i)) for i in range(WRITERS)]
+        for r in range(READERS):
+            group.create_task(read(r))
+    results = [w.result() for w in writes]
     assert stale == []
     assert sorted(r.version for r in results) == list(range(2, WRITERS + 2))
     assert sorted(r.content for r in results) == sorted(contents)

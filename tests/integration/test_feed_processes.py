@@ -135,7 +135,12 @@ async def store(
     settings = backend_settings(backend, tmp_path, request)
     env = {"DB_TYPE": backend, "FEED_POLL_SECONDS": "0.1"}
     if backend == "mongo":
-        yield {**env, "MONGO_URL": settings.mongo_url, "MONGO_DB": settings.mongo_db}
+        yield {
+            **env,
+            "MONGO_URL": settings.mongo_url,
+            "MONGO_DB": settings.mongo_db,
+            "MONGO_TIMEOUT_MS": str(settings.mongo_timeout_ms),
+        }
     else:
         yield {**env, "DATABASE_URL": settings.database_url}
 

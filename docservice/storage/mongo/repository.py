@@ -103,7 +103,9 @@ from docservice.storage.mongo.search import SEARCH_FIELDS, Analyzer, Search
 __all__ = ["MongoDocumentRepository"]
 
 
-# Server selection and connection timeouts short enough for the retry budget (< 2 s in all).
+# Server selection and connection timeouts (MONGO_TIMEOUT_MS) short enough for the retry
+# budget (< 2 s in all). The connection timeout is also the socket timeout of the client's
+# monitor: a server that takes longer to answer its check is marked down and its pool cleared.
 TIMEOUT_MS = 400
 
 
@@ -171,12 +173,13 @@ class MongoDocumentRepository(DocumentRepository):
         database: str,
         history: HistoryPolicy | None = None,
         search_language: str = "english",
+        timeout_ms: int = TIMEOUT_MS,
     ) -> None:
         self._analyzer = Analyzer(search_language)
         self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             url,
-            serverSelectionTimeoutMS=TIMEOUT_MS,
-            connectTimeoutMS=TIMEOUT_MS,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
             tz_aware=True,
         )
         self._database = database
