@@ -137,7 +137,9 @@ class Validator:
 def check_actor(value: str) -> str:
     """Who a write says it comes from (the unverified `x-actor` request header, printable
     ASCII as all gRPC metadata): at most MAX_ACTOR_LENGTH characters, or InvalidArgument
-    naming the header."""
+    naming the header. (gRPC metadata cannot hold anything else; an HTTP header can.)"""
+    if not value.isascii() or not value.isprintable():
+        raise InvalidArgument.of(ACTOR_FIELD, "must be printable ASCII")
     return _bounded_text(value, MAX_ACTOR_LENGTH, ACTOR_FIELD)
 
 

@@ -21,6 +21,8 @@ BadRequest", "fieldViolations": [...]}]}`, the details exactly those of the gRPC
 
 from __future__ import annotations
 
+import json
+
 from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
 from grpclib.const import Status
@@ -63,5 +65,5 @@ def error_response(exc: GRPCError, code: int | None = None) -> Response:
         ):
             code = STALE_ETAG
     headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
-    body = json_format.MessageToJson(status, indent=None)
+    body = json.dumps(json_format.MessageToDict(status), separators=(",", ":"))
     return Response(body, code, headers, media_type="application/json")

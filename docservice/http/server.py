@@ -34,7 +34,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -78,7 +78,7 @@ def create_http_app(servicer: DocumentServicer, settings: Settings) -> Starlette
     spec = openapi()
     table.append(Route("/openapi.json", lambda _: JSONResponse(spec), methods=["GET"]))
     console = resources.files("docservice.http") / "console"
-    table.append(Mount("/", StaticFiles(directory=str(console), html=True), name="console"))
+    table.append(Mount("/", Console(directory=str(console), html=True), name="console"))
     middleware = []
     if settings.cors_origins:
         middleware.append(
@@ -93,6 +93,16 @@ def create_http_app(servicer: DocumentServicer, settings: Settings) -> Starlette
     middleware.append(Middleware(RequestIds))
     handlers = {404: _no_route, 405: _no_route}
     return Starlette(routes=table, middleware=middleware, exception_handlers=handlers)
+
+
+class Console(StaticFiles):
+    """The console's files, revalidated on every use (their ETag makes that cheap), so that a
+    browser never runs modules of an older release beside newer ones."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 
 class RequestIds:
@@ -120,7 +130,15 @@ async def _no_route(request: Request, exc: Exception) -> Response:
     """A path (or method) no route serves: NOT_FOUND (UNIMPLEMENTED), as a Status too."""
     if isinstance(exc, HTTPException) and exc.status_code == 405:
         method = f"{request.method} {request.url.path}"
-        return error_response(GRPCError(Status.UNIMPLEMENTED, f"{method} is not served"), 405)
+        refused = error_response(GRPCError(Status.UNIMPLEMENTED, f"{method} is not served"), 405)
+        allowed = {  # every route of the path, not only the first one Starlette found
+            verb
+            for route in request.app.routes
+            if isinstance(route, Route) and route.matches(request.scope)[0] is Match.PARTIAL
+            for verb in route.methods or ()
+        }
+        refused.headers["Allow"] = ", ".join(sorted(allowed))
+        return refused
     return error_response(GRPCError(Status.NOT_FOUND, f"no such path: {request.url.path}"))
 
 

@@ -172,6 +172,10 @@ async def test_bad_input_is_400_naming_the_field(http: httpx.AsyncClient) -> Non
         (await http.get("/v1/documents/not-a-uuid"), ["id"]),
         (await http.get(f"{path}/versions/x"), ["version"]),
     ]
+    # An HTTP header may carry any byte; the actor must be printable ASCII, as on gRPC.
+    actor = {"x-actor": "Zoë".encode()}
+    body = {"title": "t", "author": "a"}
+    cases.append((await http.post("/v1/documents", json=body, headers=actor), ["x-actor"]))
     for response, fields in cases:
         assert violations(response) == fields, response.request.url
     assert (await http.get(path)).json()["version"] == "1"
@@ -182,6 +186,7 @@ async def test_unknown_paths_and_methods_answer_a_status(http: httpx.AsyncClient
     assert missing.status_code == 404 and status_body(missing)["code"] == 5
     wrong = await http.put("/v1/documents")
     assert wrong.status_code == 405 and status_body(wrong)["code"] == 12
+    assert set(wrong.headers["allow"].split(", ")) >= {"GET", "POST"}
     gone = await http.get(f"/v1/documents/{uuid.uuid4()}")
     assert gone.status_code == 404 and status_body(gone)["code"] == 5
 

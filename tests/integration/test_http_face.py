@@ -67,7 +67,9 @@ async def test_bearer_tokens_as_for_grpc(tmp_path: Path, request: pytest.Fixture
         assert (await http.get("/v1/events:watch")).status_code == 401
         # The console and the OpenAPI document are not the API: they stay open.
         assert (await http.get("/openapi.json")).status_code == 200
-        assert (await http.get("/")).status_code == 200
+        console = await http.get("/")
+        assert console.status_code == 200 and "<html" in console.text
+        assert console.headers["cache-control"] == "no-cache"
 
 
 async def test_cors_only_for_the_configured_origins(
