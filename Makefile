@@ -7,7 +7,7 @@ PROTO_OPTS := client_generation=async,server_generation=async,google_protobuf_de
 # google/api/annotations.proto (the HTTP routes) comes with googleapis-common-protos.
 GOOGLEAPIS_ROOT := import google.api, pathlib; print(pathlib.Path(google.api.__path__[0]).parent.parent)
 
-.PHONY: install run test proto migrate lint fmt clean bench up down
+.PHONY: install run test proto migrate lint fmt clean bench up down e2e
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,12 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.history
 	$(BIN)/python -m bench.search
 	$(BIN)/python -m bench.feed
+
+# The console's browser tests (tests/e2e): Playwright driving the system's Chromium
+# (/usr/bin/chromium, which .ci/run installs), against a real server on SQLite.
+e2e: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,e2e]'
+	DOCSERVICE_E2E=1 $(BIN)/pytest tests/e2e
 
 # The whole stack in containers (needs a Docker engine).
 up:
