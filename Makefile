@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.history
 	$(BIN)/python -m bench.search
 	$(BIN)/python -m bench.feed
+	$(BIN)/python -m bench.http
 
 # The console's browser tests (tests/e2e): Playwright driving the system's Chromium
 # (/usr/bin/chromium, which .ci/run installs), against a real server on SQLite.
