@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -42,7 +41,7 @@ import httpx
 import redis
 
 from bench.ab import _cpu_seconds
-from bench.load import CHANNEL_OPTIONS, Result, prepare
+from bench.load import CHANNEL_OPTIONS, Result, prepare, run_workers
 from bench.matrix import _pin, docservice
 from docservice._proto.document import Document, GetDocumentRequest, GetDocumentResponse
 from tests.support.servers import PostgresServer, RedisServer, free_port
@@ -72,13 +71,7 @@ async def _load(send: Send, concurrency: int, seconds: float) -> Result:
             result.statuses[status] += 1
             result.calls += 1
 
-    started = time.perf_counter()
-    cpu = resource.getrusage(resource.RUSAGE_SELF)
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    result.seconds = time.perf_counter() - started
-    result.client_cpu_seconds = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
-    return result
+    return await run_workers(result, concurrency, worker)
 
 
 # --- HTTP/1.1: one keep-alive connection per call in flight --------------------------------

@@ -16,6 +16,7 @@ import socket
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -193,6 +194,20 @@ async def prepare(
 # --- load -----------------------------------------------------------------------------------
 
 
+async def run_workers(
+    result: Result, concurrency: int, worker: Callable[[int], Awaitable[None]]
+) -> Result:
+    """Run `worker(0)` .. `worker(concurrency - 1)` to their end; record in `result` the wall
+    time and this process's CPU time (the client's share)."""
+    started = time.perf_counter()
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    result.seconds = time.perf_counter() - started
+    result.client_cpu_seconds = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
+    return result
+
+
 async def _drive(
     target: str, calls: list[Call], concurrency: int, connections: int, seconds: float
 ) -> Result:
@@ -219,12 +234,7 @@ async def _drive(
             result.latencies.append(time.perf_counter() - started)
             result.calls += 1
 
-    started = time.perf_counter()
-    cpu = resource.getrusage(resource.RUSAGE_SELF)
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    result.seconds = time.perf_counter() - started
-    result.client_cpu_seconds = (after.ru_utime - cpu.ru_utime) + (after.ru_stime - cpu.ru_stime)
+    await run_workers(result, concurrency, worker)
     for channel in channels:
         await channel.close()
     return result
