@@ -146,14 +146,16 @@ class App:
     async def stop(self) -> None:
         """Refuse new calls, let running ones finish (bounded), then close everything."""
         grace = self.settings.shutdown_grace_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         self.feed.close()  # watch streams end, telling their clients where to resume
-        if not await self.in_flight.drain(grace):
+        if not await self.in_flight.drain(grace):  # both faces' calls
             log.warning(
                 "%d calls still running after %.1f s; cancelling", self.in_flight.count, grace
             )
         self.server.close()
         if self.http is not None:
-            await self.http.stop()
+            await self.http.stop(max(0.0, deadline - loop.time()))
         await self.server.wait_closed()
         await self.watch.stop()
         await self.feed.wait_closed()

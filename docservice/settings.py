@@ -153,4 +153,7 @@ class Settings(BaseSettings):
             )
         if self.default_page_size > self.max_page_size:
             raise ValueError("DEFAULT_PAGE_SIZE must not exceed MAX_PAGE_SIZE")
+        same_port = self.http_port == self.grpc_port != 0
+        if self.http_enabled and same_port and self.http_host == self.grpc_host:
+            raise ValueError("HTTP_PORT must differ from GRPC_PORT")
         return self

@@ -32,7 +32,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -41,7 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from docservice._proto.document import WatchDocumentsResponse
 from docservice.core.errors import InvalidArgument
 from docservice.core.validation import ACTOR_FIELD
-from docservice.grpc.errors import grpc_status
+from docservice.grpc.errors import invalid_argument
 from docservice.grpc.servicer import DocumentServicer
 from docservice.grpc.telemetry import REQUEST_ID_HEADER, adopt_request_id
 from docservice.http import routes
@@ -55,9 +55,9 @@ __all__ = ["HttpServer", "create_http_app"]
 log = logging.getLogger(__name__)
 JSON = "application/json"
 DOCUMENT = "document.Document"
-EXPOSED_HEADERS = ["ETag"]
+EXPOSED_HEADERS = ["ETag", REQUEST_ID_HEADER]
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", ACTOR_FIELD]
-ALLOWED_HEADERS += ["Last-Event-ID"]
+ALLOWED_HEADERS += ["Last-Event-ID", REQUEST_ID_HEADER]
 SSE_RETRY_MS = 1000
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -137,7 +137,9 @@ async def _no_route(request: Request, exc: Exception) -> Response:
             if isinstance(route, Route) and route.matches(request.scope)[0] is Match.PARTIAL
             for verb in route.methods or ()
         }
-        refused.headers["Allow"] = ", ".join(sorted(allowed))
+        refused.headers["Allow"] = ", ".join(sorted(allowed)) or (exc.headers or {}).get(
+            "Allow", "GET, HEAD"
+        )
         return refused
     return error_response(GRPCError(Status.NOT_FOUND, f"no such path: {request.url.path}"))
 
@@ -149,7 +151,9 @@ def _unary(servicer: DocumentServicer, transcoder: Transcoder, body_limit: int) 
         headers = request.headers
         try:
             servicer.authenticate(method, headers.get("authorization"))
-            body = await _body(request, body_limit) if transcoder.route.body else b""
+            body = await _body(request, body_limit)
+            if body.strip() and not transcoder.route.body:
+                raise _no_body(request.method)
 
             def decode() -> Any:
                 return transcoder.request(
@@ -164,7 +168,8 @@ def _unary(servicer: DocumentServicer, transcoder: Transcoder, body_limit: int) 
             return error_response(exc)
         answer = transcoder.answer(result)
         etag = answer.etag if answer.DESCRIPTOR.full_name == DOCUMENT and answer.etag else None
-        if etag is not None and etag == headers.get("if-none-match"):
+        read = request.method in ("GET", "HEAD")
+        if read and etag is not None and etag == headers.get("if-none-match"):
             return Response(status_code=304, headers={"ETag": etag})
         return Response(to_json(answer), headers={"ETag": etag} if etag else None, media_type=JSON)
 
@@ -173,24 +178,35 @@ def _unary(servicer: DocumentServicer, transcoder: Transcoder, body_limit: int) 
 
 async def _body(request: Request, limit: int) -> bytes:
     """The body, refused (INVALID_ARGUMENT naming it) beyond MAX_MESSAGE_BYTES."""
-    with grpc_status():
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise InvalidArgument.of("body", f"must be at most {limit} bytes")
-        chunks, size = [], 0
+    too_large = invalid_argument(InvalidArgument.of("body", f"must be at most {limit} bytes"))
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise InvalidArgument.of("body", f"must be at most {limit} bytes")
+                raise too_large
             chunks.append(chunk)
-        return b"".join(chunks)
+    except ClientDisconnect:
+        raise GRPCError(Status.CANCELLED, "the client left before its request ended") from None
+    return b"".join(chunks)
+
+
+def _no_body(method: str) -> GRPCError:
+    """A body where the route takes none: refused, never ignored (a DELETE's etag in a body
+    would otherwise be dropped, and the delete made unconditional)."""
+    reason = f"{method} takes no body here: use If-Match and query parameters"
+    return invalid_argument(InvalidArgument.of("body", reason))
 
 
 def _watch(servicer: DocumentServicer, transcoder: Transcoder) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         query = request.query_params.multi_items()
         last_event_id = request.headers.get("last-event-id")
-        if last_event_id and not any(k in ("resume_token", "resumeToken") for k, _ in query):
+        if last_event_id:  # newer than a token in the URL: EventSource sends it on reconnect
+            query = [(k, v) for k, v in query if k not in ("resume_token", "resumeToken")]
             query.append(("resume_token", last_event_id))
         try:
             servicer.authenticate("WatchDocuments", request.headers.get("authorization"))
@@ -237,7 +253,6 @@ class HttpServer:
             access_log=False,
             log_config=None,
             server_header=False,
-            timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         )
         config.load()
         if tls is not None:
@@ -262,10 +277,12 @@ class HttpServer:
         await self._server.startup(sockets=[sock])
         self._task = asyncio.create_task(self._server.main_loop())
 
-    async def stop(self) -> None:
-        """Stop accepting, let requests in progress finish (bounded by the grace), close."""
+    async def stop(self, grace_seconds: float) -> None:
+        """Stop accepting, give requests in progress what is left of the grace (the app has
+        drained them already), cancel the rest, close."""
         if self._task is None:
             return
+        self._server.config.timeout_graceful_shutdown = math.ceil(grace_seconds)
         self._server.should_exit = True
         await self._task
         await self._server.shutdown()

@@ -24,7 +24,7 @@ from google.protobuf.message import Message as ProtobufMessage
 
 from docservice._proto import document as messages
 from docservice.core.errors import FieldViolation, InvalidArgument
-from docservice.grpc.codec import Encoded
+from docservice.grpc.codec import Encoded, check_wire
 from docservice.http.routes import Route
 
 __all__ = ["Transcoder"]
@@ -75,7 +75,8 @@ class Transcoder:
                 violations.append(FieldViolation(given.get(name, name), _reason(exc)))
         if violations:
             raise InvalidArgument(violations)
-        return self._request.parse(parsed.SerializeToString())
+        # The gRPC face's own checks of what reaches the service (no NUL in text, ...).
+        return self._request.parse(check_wire(parsed.SerializeToString(), self._request))
 
     def _read_body(
         self,
@@ -87,8 +88,8 @@ class Transcoder:
         if not body.strip():
             return
         try:
-            document = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            document = json.loads(body, object_pairs_hook=_unique_keys, parse_constant=_no_nan)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             bad.append(FieldViolation(BODY, f"is not JSON: {exc}"))
             return
         if not isinstance(document, dict):
@@ -101,6 +102,8 @@ class Transcoder:
             elif field.name in self.route.path_fields:
                 if value != "" and value is not None:
                     bad.append(FieldViolation(key, "is given by the path, not the body"))
+            elif field.name in values:
+                bad.append(FieldViolation(key, "is given twice (snake_case and lowerCamelCase)"))
             else:
                 values[field.name] = value
                 given[field.name] = key
@@ -227,6 +230,21 @@ def _camel(path: str) -> str:
 def _protobuf_class(descriptor: Descriptor) -> type[ProtobufMessage]:
     made: type[ProtobufMessage] = message_factory.GetMessageClass(descriptor)
     return made
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused if a key repeats (which value would count is not the client's
+    call to leave to us)."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"the key {key!r} is repeated")
+        found[key] = value
+    return found
+
+
+def _no_nan(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _reason(exc: json_format.ParseError) -> str:

@@ -148,6 +148,11 @@ async def test_etags_travel_as_headers(http: httpx.AsyncClient) -> None:
     assert violations(both) == ["etag"]
     gone = await http.delete(path, headers={"If-Match": str(created["etag"])})
     assert gone.status_code == 412
+    # If-None-Match answers reads only: a write goes ahead and answers what it made.
+    again = await http.patch(
+        path, json={"title": "again"}, headers={"If-None-Match": fresh.headers["etag"]}
+    )
+    assert again.status_code == 200 and again.json()["version"] == "3"
 
 
 async def test_bad_input_is_400_naming_the_field(http: httpx.AsyncClient) -> None:
@@ -172,13 +177,28 @@ async def test_bad_input_is_400_naming_the_field(http: httpx.AsyncClient) -> Non
         (await http.get("/v1/documents/not-a-uuid"), ["id"]),
         (await http.get(f"{path}/versions/x"), ["version"]),
     ]
+    # What the gRPC codec refuses on the wire is refused here too: PostgreSQL text has no NUL.
+    nul = {"title": "a\u0000b", "author": "a", "tags": ["x", "y\u0000"]}
+    cases.append((await http.post("/v1/documents", json=nul), ["title", "tags[1]"]))
+    # A body where the route takes none is refused, not dropped (with it, a DELETE's etag).
+    stale = {"etag": '"stale"'}
+    cases.append((await http.request("DELETE", path, json=stale), ["body"]))
+    twice = b'{"title": "t", "author": "a", "title": "u"}'
+    cases.append((await http.post("/v1/documents", content=twice), ["body"]))
+    both = {"changeMessage": "a", "change_message": "b", "title": "t", "author": "a"}
+    cases.append((await http.post("/v1/documents", json=both), ["change_message"]))
+    deep = b"[" * 100_000
+    cases.append((await http.post("/v1/documents", content=deep), ["body"]))
+    nan = b'{"title": "t", "author": "a", "bogus": NaN}'
+    cases.append((await http.post("/v1/documents", content=nan), ["body"]))
     # An HTTP header may carry any byte; the actor must be printable ASCII, as on gRPC.
     actor = {"x-actor": "Zoë".encode()}
     body = {"title": "t", "author": "a"}
     cases.append((await http.post("/v1/documents", json=body, headers=actor), ["x-actor"]))
     for response, fields in cases:
         assert violations(response) == fields, response.request.url
-    assert (await http.get(path)).json()["version"] == "1"
+    after = await http.get(path)
+    assert after.json()["version"] == "1" and not after.json()["isDeleted"]
 
 
 async def test_unknown_paths_and_methods_answer_a_status(http: httpx.AsyncClient) -> None:
@@ -210,7 +230,10 @@ async def test_watch_is_server_sent_events_resumed_by_last_event_id(
             assert change.data["event"]["kind"] == "CREATED"
             assert change.data["event"]["document"]["id"] == created["id"]
         await http.patch(f"/v1/documents/{created['id']}", json={"title": "moved on"})
+        # An EventSource opened on a URL with a token repeats that URL when it reconnects, with
+        # the newer Last-Event-ID: the header wins.
         headers = {"Last-Event-ID": change.id}
+        params = {**params, "resumeToken": first.id}
         async with http.stream("GET", "/v1/events:watch", params=params, headers=headers) as again:
             events = server_sent_events(again)
             assert (await anext(events)).data["resumeToken"] == change.id

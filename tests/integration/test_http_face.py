@@ -17,6 +17,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
+from pydantic import ValidationError
 
 from docservice.app import App
 from docservice.http.errors import HTTP_STATUS, error_response
@@ -94,7 +95,10 @@ async def test_cors_only_for_the_configured_origins(
         assert "PATCH" in allowed.headers["access-control-allow-methods"]
         response = await http.get("/v1/documents", headers={"Origin": origin})
         assert response.headers["access-control-allow-origin"] == origin
-        assert "etag" in response.headers["access-control-expose-headers"].lower()
+        exposed = response.headers["access-control-expose-headers"].lower()
+        assert "etag" in exposed and "x-request-id" in exposed
+        with_id = {**preflight, "Access-Control-Request-Headers": "x-request-id, x-actor"}
+        assert (await http.options("/v1/documents/x", headers=with_id)).status_code == 200
         other = await http.get("/v1/documents", headers={"Origin": "http://evil.test"})
         assert "access-control-allow-origin" not in other.headers
 
@@ -207,3 +211,9 @@ async def test_sigterm_ends_event_streams_with_where_to_resume(tmp_path: Path) -
             async with httpx.AsyncClient(base_url=base, timeout=30) as http:
                 page = await http.get("/v1/events", params={"resumeToken": rest[0].id})
                 assert page.status_code == 200 and page.json()["events"] == []
+
+
+def test_the_two_faces_need_two_ports() -> None:
+    with pytest.raises(ValidationError, match="HTTP_PORT must differ from GRPC_PORT"):
+        Settings(grpc_port=50051, http_port=50051)
+    assert Settings(grpc_port=50051, http_port=50051, http_enabled=False).http_port == 50051
