@@ -118,14 +118,17 @@ class DocumentServicer(DocumentServiceBase):
             return await call(request, self._actor_of(actor) if method in WRITE_METHODS else "")
 
     async def watch(
-        self, decode: Callable[[], WatchDocumentsRequest]
+        self, decode: Callable[[], Awaitable[WatchDocumentsRequest]]
     ) -> AsyncIterator[WatchDocumentsResponse]:
-        """WatchDocuments' messages; the caller sends each before asking for the next."""
+        """WatchDocuments' messages for the request `decode()` reads; the caller sends each
+        before asking for the next. No deadline of ours (a watch lasts as long as its client
+        wants it), and not counted in flight (it ends when the feed closes at shutdown)."""
         with self._telemetry.call("WatchDocuments"), grpc_status():
-            async for response in self._events.watch(decode()):
+            async for response in self._events.watch(await decode()):
                 yield response
                 if response.event is not None:
-                    self._delivered(response.event.timestamp)
+                    lag = time.time() - parse_timestamp(response.event.timestamp).timestamp()
+                    self._telemetry.delivered(lag)
 
     @contextmanager
     def _call(self, method: str) -> Iterator[CallRecord]:
@@ -136,14 +139,11 @@ class DocumentServicer(DocumentServiceBase):
         # Every handler is ours: the generated ones receive the request before any of this
         # class's code runs, so a malformed one would go uncounted and unlogged, and a call
         # that ended without a request message would fail with UNKNOWN.
-        calls = self.calls
-        streams = {"WatchDocuments": self._watch_documents}
+        handlers = {m: self._handler(m, call) for m, call in self.calls.items()}
+        handlers["WatchDocuments"] = self._watch_documents
         mapping = super().__mapping__()
-        assert mapping.keys() == {f"{SERVICE}/{m}" for m in (*calls, *streams)}, mapping.keys()
-        for method, handle in [
-            *((m, self._handler(m, call)) for m, call in calls.items()),
-            *((m, self._stream_handler(m, send)) for m, send in streams.items()),
-        ]:
+        assert mapping.keys() == {f"{SERVICE}/{m}" for m in handlers}, mapping.keys()
+        for method, handle in handlers.items():
             generated = mapping[f"{SERVICE}/{method}"]
             mapping[f"{SERVICE}/{method}"] = Handler(
                 handle, generated.cardinality, generated.request_type, generated.reply_type
@@ -181,18 +181,6 @@ class DocumentServicer(DocumentServiceBase):
 
         return handle
 
-    def _stream_handler(
-        self, method: str, send: Callable[[Any, Stream[Any, Any]], Awaitable[None]]
-    ) -> Callable[[Stream[Any, Any]], Awaitable[None]]:
-        """A server-streaming call: no deadline of ours (a watch lasts as long as its client
-        wants it), and not counted in flight (it ends when the feed closes at shutdown)."""
-
-        async def handle(stream: Stream[Any, Any]) -> None:
-            with self._telemetry.call(method), grpc_status():
-                await send(await self._request(stream), stream)
-
-        return handle
-
     # The read methods answer with bytes framed around stored or cached encoded documents
     # (grpc.wire), which LimitedCodec sends as they are. The write methods are also given the
     # actor, recorded in the version they make.
@@ -215,15 +203,11 @@ class DocumentServicer(DocumentServiceBase):
     ) -> ListDocumentEventsResponse:
         return await self._events.list(message)
 
-    async def _watch_documents(
-        self, message: WatchDocumentsRequest, stream: Stream[Any, Any]
-    ) -> None:
+    async def _watch_documents(self, stream: Stream[Any, Any]) -> None:
         # Each message waits for the client's flow-control window: a slow consumer holds the
         # feed back at its own pace, never a queue.
-        async for response in self._events.watch(message):
+        async for response in self.watch(lambda: self._request(stream)):
             await stream.send_message(response)
-            if response.event is not None:
-                self._delivered(response.event.timestamp)
 
     async def _get_document_versions(self, message: GetDocumentVersionsRequest, _: str) -> Encoded:
         page = await self._service.versions(message)
@@ -259,9 +243,6 @@ class DocumentServicer(DocumentServiceBase):
 
     async def _revert_document(self, message: RevertDocumentRequest, actor: str) -> Document:
         return await self._service.revert(message, actor)
-
-    def _delivered(self, timestamp: str) -> None:
-        self._telemetry.delivered(time.time() - parse_timestamp(timestamp).timestamp())
 
     def _actor(self, stream: Stream[Any, Any]) -> str:
         value = stream.metadata.get(ACTOR_FIELD, "") if stream.metadata else ""

@@ -115,7 +115,7 @@ def _operation(route: Route, schemas: dict[str, Schema]) -> dict[str, Any]:
             }
         )
     operation: dict[str, Any] = {
-        "operationId": route.operation_id,
+        "operationId": route.method,
         "summary": _summary(route.method),
         "parameters": parameters,
         "responses": {"200": _success(route, schemas), **_errors(route)},
@@ -133,9 +133,7 @@ def _success(route: Route, schemas: dict[str, Schema]) -> dict[str, Any]:
             "`id` its resume token; heartbeats are `event: heartbeat`.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         }
-    answered = route.response
-    if route.response_body:
-        answered = route.response.fields_by_name[route.response_body].message_type
+    answered = route.answered
     headers = {}
     if answered.name == "Document":
         headers["ETag"] = {"description": "The document's etag.", "schema": {"type": "string"}}

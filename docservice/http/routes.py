@@ -35,11 +35,8 @@ class Route:
     response_body: str  # "" (the whole response) or the field answered alone
     request: Descriptor
     response: Descriptor
+    answered: Descriptor  # the response, or its response_body field's message
     streaming: bool
-
-    @property
-    def operation_id(self) -> str:
-        return self.method
 
 
 @cache
@@ -66,8 +63,11 @@ def routes() -> tuple[Route, ...]:
                 raise ValueError(f"{method.name}: {name} is no field of {request.name}")
         if rule.body not in ("", "*"):
             raise ValueError(f"{method.name}: body must be '*' or absent")
-        if rule.response_body and rule.response_body not in response.fields_by_name:
-            raise ValueError(f"{method.name}: {rule.response_body} is no field of the response")
+        answered = response
+        if rule.response_body:
+            if rule.response_body not in response.fields_by_name:
+                raise ValueError(f"{method.name}: {rule.response_body} is no field of the response")
+            answered = response.fields_by_name[rule.response_body].message_type
         found.append(
             Route(
                 method=method.name,
@@ -78,6 +78,7 @@ def routes() -> tuple[Route, ...]:
                 response_body=rule.response_body,
                 request=request,
                 response=response,
+                answered=answered,
                 streaming=method.server_streaming,
             )
         )

@@ -54,7 +54,6 @@ __all__ = ["HttpServer", "create_http_app"]
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
-DOCUMENT = "document.Document"
 EXPOSED_HEADERS = ["ETag", REQUEST_ID_HEADER]
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", ACTOR_FIELD]
 ALLOWED_HEADERS += ["Last-Event-ID", REQUEST_ID_HEADER]
@@ -167,7 +166,7 @@ def _unary(servicer: DocumentServicer, transcoder: Transcoder, body_limit: int) 
         except GRPCError as exc:
             return error_response(exc)
         answer = transcoder.answer(result)
-        etag = answer.etag if answer.DESCRIPTOR.full_name == DOCUMENT and answer.etag else None
+        etag = answer.etag if transcoder.answers_document and answer.etag else None
         read = request.method in ("GET", "HEAD")
         if read and etag is not None and etag == headers.get("if-none-match"):
             return Response(status_code=304, headers={"ETag": etag})
@@ -178,19 +177,21 @@ def _unary(servicer: DocumentServicer, transcoder: Transcoder, body_limit: int) 
 
 async def _body(request: Request, limit: int) -> bytes:
     """The body, refused (INVALID_ARGUMENT naming it) beyond MAX_MESSAGE_BYTES."""
-    too_large = invalid_argument(InvalidArgument.of("body", f"must be at most {limit} bytes"))
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise GRPCError(Status.CANCELLED, "the client left before its request ended") from None
+    size = int(declared) if declared.isdigit() else 0
+    chunks = []
+    if size <= limit:  # a declared size above the limit is refused unread
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    break
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise GRPCError(Status.CANCELLED, "the client left before its request ended") from None
+    if size > limit:
+        raise invalid_argument(InvalidArgument.of("body", f"must be at most {limit} bytes"))
     return b"".join(chunks)
 
 
@@ -210,7 +211,11 @@ def _watch(servicer: DocumentServicer, transcoder: Transcoder) -> Endpoint:
             query.append(("resume_token", last_event_id))
         try:
             servicer.authenticate("WatchDocuments", request.headers.get("authorization"))
-            stream = servicer.watch(lambda: transcoder.request(request.path_params, query, b""))
+
+            async def decode() -> Any:
+                return transcoder.request(request.path_params, query, b"")
+
+            stream = servicer.watch(decode)
             first = await anext(stream)  # errors (a bad token, the cap) before any byte is sent
         except GRPCError as exc:
             return error_response(exc)

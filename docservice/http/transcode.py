@@ -45,6 +45,7 @@ class Transcoder:
         for field in route.request.fields:
             self._fields[field.name] = self._fields[field.json_name] = field
         self.has_etag = "etag" in route.request.fields_by_name
+        self.answers_document = route.answered.full_name == "document.Document"  # its ETag
 
     def request(
         self,
