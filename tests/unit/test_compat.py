@@ -3,7 +3,6 @@ library changes what compat relies on."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import inspect
 import weakref
@@ -49,16 +48,12 @@ def test_keepalive_settings_are_configuration_fields() -> None:
     assert (config._keepalive_time, config._keepalive_timeout) == (7.0, 3.0)
 
 
-def test_server_builds_connections_through_protocol_factory() -> None:
+async def test_server_builds_connections_through_protocol_factory() -> None:
     assert "self._protocol_factory" in inspect.getsource(Server.start)
     protocols: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
-
-    async def build() -> H2Protocol:
-        server = Server([])
-        compat.track_connections(server, protocols)
-        return server._protocol_factory()
-
-    protocol = asyncio.run(build())
+    server = Server([])
+    compat.track_connections(server, protocols)
+    protocol = server._protocol_factory()
     assert isinstance(protocol, H2Protocol) and protocol in protocols
 
 
@@ -73,17 +68,14 @@ def test_betterproto_metadata_names_fields_by_number(message: type[betterproto2.
     assert meta.field_name_by_number[2] == "title"
 
 
-def test_buffer_keeps_one_end_marker_after_the_last_data() -> None:
-    """compat.request_ended reads grpclib's Buffer state without waiting."""
-
-    async def drain() -> tuple[bool, int, int]:
-        buffer = Buffer(lambda size: None)
-        buffer.add(b"\x00\x00\x00\x00\x01x", 6)
-        buffer.eof()
-        assert await buffer.read(6) == b"\x00\x00\x00\x00\x01x"
-        return buffer._eof, buffer._acked_size, buffer._unacked.qsize()
-
-    assert asyncio.run(drain()) == (True, 0, 1)
+async def test_buffer_keeps_one_end_marker_after_the_last_data() -> None:
+    """compat.request_ended reads grpclib's Buffer state without waiting. (Async tests, not
+    asyncio.run: that would close the session's loop for the tests after them.)"""
+    buffer = Buffer(lambda size: None)
+    buffer.add(b"\x00\x00\x00\x00\x01x", 6)
+    buffer.eof()
+    assert await buffer.read(6) == b"\x00\x00\x00\x00\x01x"
+    assert (buffer._eof, buffer._acked_size, buffer._unacked.qsize()) == (True, 0, 1)
 
 
 def test_request_hook_wraps_the_module_level_request_handler() -> None:
