@@ -54,6 +54,7 @@ def docservice(
         [*_pin(cores), sys.executable, "-m", "docservice"],
         env={
             **os.environ,
+            "HTTP_PORT": "0",  # a free port: servers side by side would all want 8080
             **env,
             "GRPC_PORT": str(port),
             "WORKERS": str(workers),
